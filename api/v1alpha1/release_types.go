@@ -1,0 +1,146 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// ServiceRef names a Service in the Release's namespace.
+type ServiceRef struct {
+	// Name is the name of the Service.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Port is the Service port to route to. When empty, the Service's first port.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
+// Provider names the thing that moves traffic for a Release.
+// +kubebuilder:validation:Enum=embedded;apisix;gatewayapi
+type Provider string
+
+const (
+	ProviderEmbedded   Provider = "embedded"
+	ProviderAPISIX     Provider = "apisix"
+	ProviderGatewayAPI Provider = "gatewayapi"
+)
+
+// ReleaseSpec is the desired publication of one application.
+type ReleaseSpec struct {
+	// Host is the request Host the application is published under. Defaults to
+	// the Release's name.
+	// +optional
+	Host string `json:"host,omitempty"`
+	// Stable is the Service serving the current version.
+	Stable ServiceRef `json:"stable"`
+	// Canary is the Service serving the new version, if a release is under way.
+	// +optional
+	Canary *ServiceRef `json:"canary,omitempty"`
+	// CanaryWeight is the percentage (0..100) of traffic for the canary when no
+	// automated policy drives it: 0 rolls back, 100 releases.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	CanaryWeight int32 `json:"canaryWeight,omitempty"`
+	// Match lists predicates; requests matching all of them always go to the canary.
+	// +optional
+	Match []Predicate `json:"match,omitempty"`
+	// Provider overrides the controller's default traffic provider for this Release.
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+}
+
+// Phase is a one-word summary of a Release.
+type Phase string
+
+const (
+	// PhaseStable: only the stable Service serves.
+	PhaseStable Phase = "Stable"
+	// PhaseCanary: a canary serves part of the traffic.
+	PhaseCanary Phase = "Canary"
+	// PhaseReleased: the canary serves all traffic.
+	PhaseReleased Phase = "Released"
+	// PhaseInvalid: the input is invalid and nothing has ever been routed.
+	PhaseInvalid Phase = "Invalid"
+	// PhaseFailed: the provider could not apply the routing.
+	PhaseFailed Phase = "Failed"
+)
+
+// Condition types and reasons of a Release.
+const (
+	// ConditionAccepted is True when the Release's input (annotations or spec) is valid.
+	ConditionAccepted = "Accepted"
+	// ConditionRouted is True when the provider serves exactly the desired routing.
+	ConditionRouted = "Routed"
+
+	ReasonValid         = "Valid"
+	ReasonInvalidInput  = "InvalidInput"
+	ReasonRouteApplied  = "RouteApplied"
+	ReasonRouteFailed   = "RouteFailed"
+	ReasonRouteMismatch = "RouteMismatch"
+	ReasonNotRouted     = "NotRouted"
+)
+
+// ReleaseStatus is what fledge observed and did for a Release.
+type ReleaseStatus struct {
+	// ObservedGeneration is the generation of the spec last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Phase is a one-word summary.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+	// Provider is the traffic provider in use.
+	// +optional
+	Provider Provider `json:"provider,omitempty"`
+	// Stable is the stable Service in effect.
+	// +optional
+	Stable string `json:"stable,omitempty"`
+	// Canary is the canary Service in effect.
+	// +optional
+	Canary string `json:"canary,omitempty"`
+	// DesiredWeight is the canary weight fledge wants to serve.
+	// +optional
+	DesiredWeight int32 `json:"desiredWeight"`
+	// EffectiveWeight is the canary weight the provider reports it serves.
+	// +optional
+	EffectiveWeight int32 `json:"effectiveWeight"`
+	// Conditions: Accepted, Routed.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Release is one application published through the gateway: its stable Service,
+// its canary Service and the share of traffic the canary gets. fledge creates one
+// from the api7.cloud/published-service annotations, or a user writes it directly.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=frel,categories=fledge
+// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.host`
+// +kubebuilder:printcolumn:name="Stable",type=string,JSONPath=`.status.stable`
+// +kubebuilder:printcolumn:name="Canary",type=string,JSONPath=`.status.canary`
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.desiredWeight`
+// +kubebuilder:printcolumn:name="Effective",type=integer,JSONPath=`.status.effectiveWeight`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Release struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ReleaseSpec   `json:"spec"`
+	Status ReleaseStatus `json:"status,omitempty"`
+}
+
+// ReleaseList is a list of Releases.
+//
+// +kubebuilder:object:root=true
+type ReleaseList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Release `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Release{}, &ReleaseList{})
+}
