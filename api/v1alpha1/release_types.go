@@ -30,8 +30,10 @@ type ReleaseSpec struct {
 	// the Release's name.
 	// +optional
 	Host string `json:"host,omitempty"`
-	// Stable is the Service serving the current version.
-	Stable ServiceRef `json:"stable"`
+	// Stable is the Service serving the current version. A Release without a
+	// stable Service is unpublished unless its canary is at 100%.
+	// +optional
+	Stable *ServiceRef `json:"stable,omitempty"`
 	// Canary is the Service serving the new version, if a release is under way.
 	// +optional
 	Canary *ServiceRef `json:"canary,omitempty"`
@@ -59,8 +61,8 @@ const (
 	PhaseCanary Phase = "Canary"
 	// PhaseReleased: the canary serves all traffic.
 	PhaseReleased Phase = "Released"
-	// PhaseInvalid: the input is invalid and nothing has ever been routed.
-	PhaseInvalid Phase = "Invalid"
+	// PhaseUnpublished: nothing is routed for the application.
+	PhaseUnpublished Phase = "Unpublished"
 	// PhaseFailed: the provider could not apply the routing.
 	PhaseFailed Phase = "Failed"
 )
