@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metric names; documented in the package comment. Keep them stable: the
+// controller reads them from every replica.
+const (
+	metricRequests    = "fledge_gateway_requests_total"
+	metricDuration    = "fledge_gateway_request_duration_seconds"
+	metricWeight      = "fledge_gateway_route_canary_weight"
+	metricRoutes      = "fledge_gateway_routes"
+	metricSkipped     = "fledge_gateway_routes_skipped"
+	metricUnknownHost = "fledge_gateway_unknown_host_requests_total"
+)
+
+// metrics are a Gateway's collectors, in its own registry.
+type metrics struct {
+	registry    *prometheus.Registry
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	weight      *prometheus.GaugeVec
+	routes      prometheus.Gauge
+	skipped     prometheus.Gauge
+	unknownHost prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricRequests,
+			Help: "Requests proxied, by TrafficRoute (namespace, app), backend Service and HTTP status code.",
+		}, []string{"namespace", "app", "service", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    metricDuration,
+			Help:    "Duration of proxied requests, by TrafficRoute (namespace, app) and backend Service.",
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 10, 20),
+		}, []string{"namespace", "app", "service"}),
+		weight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: metricWeight,
+			Help: "Canary weight (0..100) served for a TrafficRoute.",
+		}, []string{"namespace", "app"}),
+		routes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: metricRoutes,
+			Help: "Routes (hosts) served.",
+		}),
+		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: metricSkipped,
+			Help: "TrafficRoutes not served: invalid, or their host served by an older TrafficRoute.",
+		}),
+		unknownHost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: metricUnknownHost,
+			Help: "Requests answered 404 because no route serves their Host.",
+		}),
+	}
+	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observerKey names the series of one backend of one route.
+type observerKey struct{ namespace, app, service string }
+
+// backendMetrics are the observers of one backend of one route, resolved once so
+// that a request allocates no label map.
+type backendMetrics struct {
+	key      observerKey
+	requests *prometheus.CounterVec
+	duration prometheus.Observer
+	// codes is a copy-on-write list of the counters per status code seen so far,
+	// read without lock; mu serialises adding one.
+	codes atomic.Pointer[[]codeCounter]
+	mu    sync.Mutex
+}
+
+type codeCounter struct {
+	code    int
+	counter prometheus.Counter
+}
+
+func (m *metrics) newBackendMetrics(k observerKey) *backendMetrics {
+	return &backendMetrics{
+		key:      k,
+		requests: m.requests,
+		duration: m.duration.WithLabelValues(k.namespace, k.app, k.service),
+	}
+}
+
+// counter returns the request counter of a status code.
+func (b *backendMetrics) counter(code int) prometheus.Counter {
+	if cs := b.codes.Load(); cs != nil {
+		for _, c := range *cs {
+			if c.code == code {
+				return c.counter
+			}
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var cs []codeCounter
+	if p := b.codes.Load(); p != nil {
+		for _, c := range *p {
+			if c.code == code {
+				return c.counter
+			}
+		}
+		cs = append(cs, *p...)
+	}
+	c := b.requests.WithLabelValues(b.key.namespace, b.key.app, b.key.service, strconv.Itoa(code))
+	cs = append(cs, codeCounter{code: code, counter: c})
+	b.codes.Store(&cs)
+	return c
+}
+
+// delete removes the series of a backend that left the table.
+func (m *metrics) delete(k observerKey) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"namespace": k.namespace, "app": k.app, "service": k.service})
+	m.duration.DeleteLabelValues(k.namespace, k.app, k.service)
+}

@@ -1,0 +1,395 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+)
+
+// Objects are API objects a routing table is built from, as a test writes them.
+// Only EndpointSlices labelled kubernetes.io/service-name are used.
+type Objects struct {
+	TrafficRoutes  []*fledgev1.TrafficRoute
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
+}
+
+// source is where a table build reads API objects: an informer cache or Objects.
+// Returned objects are read-only.
+type source interface {
+	// trafficRoutes lists every TrafficRoute; the caller may reorder the slice.
+	trafficRoutes(ctx context.Context) ([]*fledgev1.TrafficRoute, error)
+	// service returns the Service, or nil when there is none.
+	service(ctx context.Context, namespace, name string) (*corev1.Service, error)
+	// endpointSlices lists the EndpointSlices of a Service.
+	endpointSlices(ctx context.Context, namespace, service string) ([]*discoveryv1.EndpointSlice, error)
+}
+
+// Table is one immutable routing table. Its methods are safe for concurrent use.
+type Table struct {
+	// routes by normalized host.
+	routes map[string]*route
+	// services the table depends on (referenced by a served route, found or not).
+	services map[types.NamespacedName]struct{}
+	// problems found while building, sorted; each names its object.
+	problems []string
+	// skipped counts TrafficRoutes not served.
+	skipped int
+}
+
+// route is the compiled routing of one host.
+type route struct {
+	// namespace and name of the TrafficRoute.
+	namespace, name string
+	// host is the normalized host served.
+	host string
+	// stable always exists; canary is nil without a canary.
+	stable, canary *backend
+	// weight is the canary weight, 0..100.
+	weight int32
+	// match are the compiled predicates; predicates as written.
+	match      []matcher
+	predicates []fledgev1.Predicate
+	// split numbers the requests not matched; nil without a canary.
+	split *split
+}
+
+// split is a route's weighted sequence. It lives on across table rebuilds while
+// its weight and canary are unchanged.
+type split struct {
+	// weight and canary ("service:port") the sequence belongs to.
+	weight int32
+	canary string
+	// n counts the requests split so far.
+	n atomic.Uint64
+}
+
+// next reports whether the next request goes to the canary: request n does iff
+// floor((k+1)w/100) > floor(kw/100) with k = n mod 100, which puts exactly w
+// canary requests, evenly spread, in any 100 consecutive requests.
+func (s *split) next() bool {
+	w := uint64(s.weight)
+	switch {
+	case w == 0:
+		return false
+	case w >= 100:
+		return true
+	}
+	k := (s.n.Add(1) - 1) % 100
+	return (k+1)*w/100 > k*w/100
+}
+
+// pick chooses the backend of one request.
+func (rt *route) pick(r *http.Request) *backend {
+	if rt.canary == nil {
+		return rt.stable
+	}
+	if matchAll(rt.match, r) || rt.split.next() {
+		return rt.canary
+	}
+	return rt.stable
+}
+
+// backend is one Service port of a route, resolved to its endpoints.
+type backend struct {
+	// service and port as referenced by the TrafficRoute.
+	service string
+	port    int32
+	// targets are the ready endpoints, sorted by address.
+	targets []*target
+	// rr is the round-robin counter, shared by routes using the same Service port
+	// and kept across rebuilds.
+	rr *atomic.Uint64
+	// obs records the requests sent to this backend by this route.
+	obs *backendMetrics
+}
+
+// next returns the target of the next request, nil when there is none.
+func (b *backend) next() *target {
+	switch len(b.targets) {
+	case 0:
+		return nil
+	case 1:
+		return b.targets[0]
+	}
+	return b.targets[(b.rr.Add(1)-1)%uint64(len(b.targets))]
+}
+
+// target is one endpoint address ("host:port") and the proxy sending to it.
+type target struct {
+	addr  string
+	proxy *httputil.ReverseProxy
+}
+
+// lookup returns the route serving a request Host, nil when there is none.
+func (t *Table) lookup(host string) *route {
+	return t.routes[normalizeHost(host)]
+}
+
+// dependsOn reports whether the table uses the Service namespace/name.
+func (t *Table) dependsOn(namespace, name string) bool {
+	_, ok := t.services[types.NamespacedName{Namespace: namespace, Name: name}]
+	return ok
+}
+
+// Problems returns what the build found wrong: skipped routes, missing Services,
+// backends without ready endpoints. Each names its object.
+func (t *Table) Problems() []string { return slices.Clone(t.problems) }
+
+// RouteInfo is the routing served for one host, as read back from a Table.
+type RouteInfo struct {
+	Namespace    string               `json:"namespace"`
+	Name         string               `json:"name"`
+	Host         string               `json:"host"`
+	Stable       BackendInfo          `json:"stable"`
+	Canary       *BackendInfo         `json:"canary,omitempty"`
+	CanaryWeight int32                `json:"canaryWeight"`
+	Match        []fledgev1.Predicate `json:"match,omitempty"`
+}
+
+// BackendInfo is a backend as served: its Service port and ready endpoints.
+type BackendInfo struct {
+	Service string   `json:"service"`
+	Port    int32    `json:"port"`
+	Targets []string `json:"targets"`
+}
+
+// Lookup returns the routing served for a request Host.
+func (t *Table) Lookup(host string) (RouteInfo, bool) {
+	rt := t.lookup(host)
+	if rt == nil {
+		return RouteInfo{}, false
+	}
+	return rt.info(), true
+}
+
+// Routes returns the routing served, sorted by host.
+func (t *Table) Routes() []RouteInfo {
+	out := make([]RouteInfo, 0, len(t.routes))
+	for _, rt := range t.routes {
+		out = append(out, rt.info())
+	}
+	slices.SortFunc(out, func(a, b RouteInfo) int { return strings.Compare(a.Host, b.Host) })
+	return out
+}
+
+func (rt *route) info() RouteInfo {
+	ri := RouteInfo{
+		Namespace: rt.namespace, Name: rt.name, Host: rt.host,
+		Stable: rt.stable.info(), CanaryWeight: rt.weight,
+		Match: slices.Clone(rt.predicates),
+	}
+	if rt.canary != nil {
+		c := rt.canary.info()
+		ri.Canary = &c
+	}
+	return ri
+}
+
+func (b *backend) info() BackendInfo {
+	bi := BackendInfo{Service: b.service, Port: b.port, Targets: make([]string, len(b.targets))}
+	for i, tg := range b.targets {
+		bi.Targets[i] = tg.addr
+	}
+	return bi
+}
+
+// normalizeHost returns a Host without port and trailing dot, in lower case. It
+// allocates only when the host has upper-case letters.
+func normalizeHost(h string) string {
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			h = h[1:i]
+		}
+	} else if i := strings.IndexByte(h, ':'); i >= 0 {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if 'A' <= h[i] && h[i] <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// olderFirst orders TrafficRoutes by creationTimestamp, then namespace/name: the
+// first one claiming a host serves it.
+func olderFirst(a, b *fledgev1.TrafficRoute) int {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// validateRoute checks what the CRD schema may not have caught.
+func validateRoute(spec *fledgev1.TrafficRouteSpec) error {
+	if normalizeHost(spec.Host) == "" {
+		return fmt.Errorf("empty host %q", spec.Host)
+	}
+	if err := validateRef("stable", &spec.Stable); err != nil {
+		return err
+	}
+	if spec.Canary != nil {
+		if err := validateRef("canary", spec.Canary); err != nil {
+			return err
+		}
+	}
+	if spec.CanaryWeight < 0 || spec.CanaryWeight > 100 {
+		return fmt.Errorf("canaryWeight %d outside 0..100", spec.CanaryWeight)
+	}
+	return nil
+}
+
+func validateRef(field string, ref *fledgev1.BackendRef) error {
+	if ref.Service == "" {
+		return fmt.Errorf("%s: empty service", field)
+	}
+	if ref.Port < 1 || ref.Port > 65535 {
+		return fmt.Errorf("%s: port %d outside 1..65535", field, ref.Port)
+	}
+	return nil
+}
+
+// resolveAddrs returns the sorted, distinct "host:port" targets of a backend, and
+// a problem when there are none.
+func resolveAddrs(ctx context.Context, src source, namespace string, ref fledgev1.BackendRef) ([]string, string, error) {
+	svc, err := src.service(ctx, namespace, ref.Service)
+	if err != nil {
+		return nil, "", fmt.Errorf("get Service %s/%s: %w", namespace, ref.Service, err)
+	}
+	if svc == nil {
+		return nil, fmt.Sprintf("Service %s/%s not found", namespace, ref.Service), nil
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		if svc.Spec.ExternalName == "" {
+			return nil, fmt.Sprintf("Service %s/%s: ExternalName without externalName", namespace, ref.Service), nil
+		}
+		return []string{net.JoinHostPort(svc.Spec.ExternalName, strconv.Itoa(int(ref.Port)))}, "", nil
+	}
+	var sp *corev1.ServicePort
+	for i := range svc.Spec.Ports {
+		if svc.Spec.Ports[i].Port == ref.Port {
+			sp = &svc.Spec.Ports[i]
+			break
+		}
+	}
+	if sp == nil {
+		return nil, fmt.Sprintf("Service %s/%s has no port %d", namespace, ref.Service, ref.Port), nil
+	}
+	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
+		return nil, fmt.Sprintf("Service %s/%s port %d is %s, not TCP", namespace, ref.Service, ref.Port, sp.Protocol), nil
+	}
+	var family discoveryv1.AddressType
+	if len(svc.Spec.IPFamilies) > 0 {
+		family = discoveryv1.AddressType(svc.Spec.IPFamilies[0])
+	}
+	eps, err := src.endpointSlices(ctx, namespace, ref.Service)
+	if err != nil {
+		return nil, "", fmt.Errorf("list EndpointSlices of Service %s/%s: %w", namespace, ref.Service, err)
+	}
+	var addrs []string
+	for _, es := range eps {
+		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
+			continue
+		}
+		if family != "" && es.AddressType != family {
+			continue
+		}
+		port := slicePort(es, sp.Name)
+		if port == "" {
+			continue
+		}
+		for i := range es.Endpoints {
+			ep := &es.Endpoints[i]
+			if !endpointReady(ep) || len(ep.Addresses) == 0 {
+				continue
+			}
+			addrs = append(addrs, net.JoinHostPort(ep.Addresses[0], port))
+		}
+	}
+	slices.Sort(addrs)
+	addrs = slices.Compact(addrs) // an endpoint may be in two slices for a moment
+	if len(addrs) == 0 {
+		return nil, fmt.Sprintf("Service %s/%s port %d has no ready endpoint", namespace, ref.Service, ref.Port), nil
+	}
+	return addrs, "", nil
+}
+
+// slicePort returns the TCP port number of the slice's port called name, "" when
+// it has none.
+func slicePort(es *discoveryv1.EndpointSlice, name string) string {
+	for _, p := range es.Ports {
+		pname := ""
+		if p.Name != nil {
+			pname = *p.Name
+		}
+		if pname != name || p.Port == nil || *p.Port <= 0 {
+			continue
+		}
+		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		return strconv.Itoa(int(*p.Port))
+	}
+	return ""
+}
+
+// endpointReady is what an ingress controller sends traffic to: ready unset or
+// true, and not terminating.
+func endpointReady(ep *discoveryv1.Endpoint) bool {
+	c := ep.Conditions
+	return (c.Ready == nil || *c.Ready) && (c.Terminating == nil || !*c.Terminating)
+}
+
+// objectsSource serves Objects as a source.
+type objectsSource struct {
+	objs     Objects
+	services map[types.NamespacedName]*corev1.Service
+	slices   map[types.NamespacedName][]*discoveryv1.EndpointSlice
+}
+
+func newObjectsSource(objs Objects) *objectsSource {
+	s := &objectsSource{
+		objs:     objs,
+		services: make(map[types.NamespacedName]*corev1.Service, len(objs.Services)),
+		slices:   make(map[types.NamespacedName][]*discoveryv1.EndpointSlice),
+	}
+	for _, svc := range objs.Services {
+		s.services[types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}] = svc
+	}
+	for _, es := range objs.EndpointSlices {
+		if name := es.Labels[discoveryv1.LabelServiceName]; name != "" {
+			k := types.NamespacedName{Namespace: es.Namespace, Name: name}
+			s.slices[k] = append(s.slices[k], es)
+		}
+	}
+	return s
+}
+
+func (s *objectsSource) trafficRoutes(context.Context) ([]*fledgev1.TrafficRoute, error) {
+	return slices.Clone(s.objs.TrafficRoutes), nil
+}
+
+func (s *objectsSource) service(_ context.Context, namespace, name string) (*corev1.Service, error) {
+	return s.services[types.NamespacedName{Namespace: namespace, Name: name}], nil
+}
+
+func (s *objectsSource) endpointSlices(_ context.Context, namespace, service string) ([]*discoveryv1.EndpointSlice, error) {
+	return s.slices[types.NamespacedName{Namespace: namespace, Name: service}], nil
+}
