@@ -1,0 +1,103 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/traffic"
+	"github.com/fledge-dev/fledge/internal/traffic/embedded"
+)
+
+// Options configure the controller process.
+type Options struct {
+	// MetricsAddr serves Prometheus metrics ("0" disables).
+	MetricsAddr string
+	// HealthAddr serves /healthz and /readyz ("0" disables).
+	HealthAddr string
+	// LeaderElect turns on leader election through a Lease.
+	LeaderElect bool
+	// LeaderElectionNamespace holds the Lease; the in-cluster namespace when empty.
+	LeaderElectionNamespace string
+	// Namespace limits the controller to one namespace; all when empty.
+	Namespace string
+	// DefaultProvider moves traffic for Releases that name no provider.
+	DefaultProvider fledgev1.Provider
+	// Routers adds providers besides the embedded one (which is always enabled).
+	Routers map[fledgev1.Provider]traffic.Router
+}
+
+// Scheme returns the scheme with the kinds the controller reads and writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(fledgev1.AddToScheme(s))
+	return s
+}
+
+// LeaderElectionID is the name of the controller's Lease.
+const LeaderElectionID = "fledge-controller"
+
+// Run runs the controller until ctx is done.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if opts.DefaultProvider == "" {
+		opts.DefaultProvider = fledgev1.ProviderEmbedded
+	}
+	mgrOpts := ctrl.Options{
+		Scheme:                        Scheme(),
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        opts.HealthAddr,
+		LeaderElection:                opts.LeaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptr(10 * time.Second),
+		Client: client.Options{Cache: &client.CacheOptions{
+			// Read-back of the routing goes to the API server, not a cache.
+			DisableFor: []client.Object{&fledgev1.TrafficRoute{}},
+		}},
+	}
+	if opts.Namespace != "" {
+		mgrOpts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}}
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
+	if err != nil {
+		return fmt.Errorf("creating controller manager: %w", err)
+	}
+	routers := map[fledgev1.Provider]traffic.Router{fledgev1.ProviderEmbedded: embedded.New(mgr.GetClient())}
+	for p, r := range opts.Routers {
+		routers[p] = r
+	}
+	if _, ok := routers[opts.DefaultProvider]; !ok {
+		return fmt.Errorf("--default-provider %q is not enabled", opts.DefaultProvider)
+	}
+	rec := &ReleaseReconciler{
+		Client:          mgr.GetClient(),
+		Recorder:        mgr.GetEventRecorder("fledge-controller"),
+		Routers:         routers,
+		DefaultProvider: opts.DefaultProvider,
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up release controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,127 @@
+package controller
+
+import (
+	"fmt"
+	"regexp"
+
+	corev1 "k8s.io/api/core/v1"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/traffic"
+)
+
+// decision is what the controller should make the provider serve for a Release.
+type decision struct {
+	// route is the routing to serve; nil means unpublish (unless hold).
+	route *traffic.Route
+	// hold means the input is invalid: leave the provider as it is.
+	hold bool
+	// canaryOnly means the stable Service is gone and the canary, at 100%,
+	// serves alone (route.Stable is the canary Service).
+	canaryOnly bool
+	// problems explain hold, or why the application is unpublished.
+	problems []string
+}
+
+// plan decides, without I/O, the routing of a Release from its spec and the
+// Services of its namespace (by name). Invalid input holds the current traffic.
+//
+// Without a stable Service the application is unpublished, unless its canary is
+// at 100%: then the canary keeps serving all traffic (the release is complete and
+// the old version may be taken offline).
+func plan(rel *fledgev1.Release, services map[string]*corev1.Service) decision {
+	spec := &rel.Spec
+	key := traffic.Key{Namespace: rel.Namespace, App: rel.Name}
+	host := spec.Host
+	if host == "" {
+		host = rel.Name
+	}
+	var problems []string
+	if spec.CanaryWeight < 0 || spec.CanaryWeight > 100 {
+		problems = append(problems, fmt.Sprintf("spec.canaryWeight %d: want an integer from 0 to 100", spec.CanaryWeight))
+	}
+	for i, p := range spec.Match {
+		if err := validatePredicate(p); err != nil {
+			problems = append(problems, fmt.Sprintf("spec.match[%d]: %v", i, err))
+		}
+	}
+	if len(spec.Match) > 0 && spec.Canary == nil {
+		problems = append(problems, "spec.match is set but spec.canary is not: predicates need a canary")
+	}
+	stable, err := backend("spec.stable", spec.Stable, services)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	canary, err := backend("spec.canary", spec.Canary, services)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if stable != nil && canary != nil && stable.Service == canary.Service {
+		problems = append(problems, fmt.Sprintf("spec.stable and spec.canary are both Service %q", stable.Service))
+	}
+	if len(problems) > 0 {
+		return decision{hold: true, problems: problems}
+	}
+	switch {
+	case stable == nil && canary == nil:
+		return decision{problems: []string{"no stable Service: the application is not published"}}
+	case stable == nil && spec.CanaryWeight == 100 && len(spec.Match) == 0:
+		return decision{route: &traffic.Route{Key: key, Host: host, Stable: *canary}, canaryOnly: true}
+	case stable == nil:
+		return decision{problems: []string{fmt.Sprintf(
+			"canary Service %q has no stable Service and is at %d%% (not 100%%): the application is unpublished", canary.Service, spec.CanaryWeight)}}
+	}
+	route := &traffic.Route{Key: key, Host: host, Stable: *stable}
+	if canary != nil {
+		route.Canary = canary
+		route.CanaryWeight = spec.CanaryWeight
+		route.Match = spec.Match
+	}
+	return decision{route: route}
+}
+
+// backend resolves a ServiceRef to a Service port; the Service's first port
+// when the ref names none.
+func backend(field string, ref *fledgev1.ServiceRef, services map[string]*corev1.Service) (*traffic.Backend, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	svc, ok := services[ref.Name]
+	if !ok {
+		return nil, fmt.Errorf("%s: Service %q not found", field, ref.Name)
+	}
+	if len(svc.Spec.Ports) == 0 {
+		return nil, fmt.Errorf("%s: Service %q has no ports", field, ref.Name)
+	}
+	if ref.Port == 0 {
+		return &traffic.Backend{Service: ref.Name, Port: svc.Spec.Ports[0].Port}, nil
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Port == ref.Port {
+			return &traffic.Backend{Service: ref.Name, Port: ref.Port}, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: Service %q has no port %d", field, ref.Name, ref.Port)
+}
+
+// validatePredicate checks what the CRD schema cannot.
+func validatePredicate(p fledgev1.Predicate) error {
+	if p.Name == "" {
+		return fmt.Errorf("name is empty")
+	}
+	switch p.Type {
+	case fledgev1.PredicateHeader, fledgev1.PredicateCookie, fledgev1.PredicateQuery:
+	default:
+		return fmt.Errorf("unknown type %q (want Header, Cookie or Query)", p.Type)
+	}
+	switch p.Match {
+	case "", fledgev1.MatchExact, fledgev1.MatchPresent:
+	case fledgev1.MatchRegularExpression:
+		if _, err := regexp.Compile(p.Value); err != nil {
+			return fmt.Errorf("invalid regular expression %q: %v", p.Value, err)
+		}
+	default:
+		return fmt.Errorf("unknown match %q (want Exact, RegularExpression or Present)", p.Match)
+	}
+	return nil
+}

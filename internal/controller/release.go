@@ -1,0 +1,436 @@
+// Package controller holds fledge's reconciler: it turns Services' annotations
+// into Releases and Releases into routing, through a traffic.Router.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/annotations"
+	"github.com/fledge-dev/fledge/internal/traffic"
+)
+
+const (
+	// Finalizer lets fledge remove an application's routing before its Release goes.
+	Finalizer = "fledge.dev/cleanup"
+	// LabelSource marks Releases that fledge made from Service annotations.
+	LabelSource = "fledge.dev/source"
+	// SourceAnnotations is the LabelSource value of annotation-made Releases.
+	SourceAnnotations = "annotations"
+
+	// Event reasons.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
+	ReasonInvalidSpec       = "InvalidSpec"
+	ReasonUnpublished       = "Unpublished"
+	ReasonRouted            = "Routed"
+	ReasonRouteFailed       = "RouteFailed"
+	ReasonNotManaged        = "ReleaseNotManaged"
+	ReasonCleanedUp         = "CleanedUp"
+
+	// verifyDelay is how soon a route whose read-back differs is checked again.
+	verifyDelay = time.Second
+)
+
+// ReleaseReconciler reconciles one application at a time, keyed by the Release's
+// namespace and name (the application's name).
+type ReleaseReconciler struct {
+	Client   client.Client
+	Recorder recorder.EventRecorder
+	// Routers by provider; DefaultProvider is used when a Release names none.
+	Routers         map[fledgev1.Provider]traffic.Router
+	DefaultProvider fledgev1.Provider
+}
+
+// SetupWithManager registers the reconciler: it watches Releases, Services (by
+// their published-service annotation) and TrafficRoutes (to heal changes).
+func (r *ReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("release").
+		For(&fledgev1.Release{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{},
+			predicate.LabelChangedPredicate{}, deletionPredicate()))).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.releasesForService)).
+		Watches(&fledgev1.TrafficRoute{}, handler.EnqueueRequestsFromMapFunc(sameName)).
+		Complete(r)
+}
+
+func deletionPredicate() predicate.Funcs {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool { return !o.GetDeletionTimestamp().IsZero() })
+}
+
+func sameName(_ context.Context, o client.Object) []reconcile.Request {
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
+}
+
+// releasesForService maps a Service to the application it publishes and to
+// every Release of its namespace that may have used it (its annotation may
+// have just changed or gone).
+func (r *ReleaseReconciler) releasesForService(ctx context.Context, o client.Object) []reconcile.Request {
+	svc, ok := o.(*corev1.Service)
+	if !ok {
+		return nil
+	}
+	var reqs []reconcile.Request
+	if app := annotations.App(svc); app != "" {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: svc.Namespace, Name: app}})
+	}
+	var list fledgev1.ReleaseList
+	if err := r.Client.List(ctx, &list, client.InNamespace(svc.Namespace)); err != nil {
+		log.FromContext(ctx).Error(err, "listing releases for service", "service", klog.KObj(svc))
+		return reqs
+	}
+	for i := range list.Items {
+		rel := &list.Items[i]
+		if rel.Status.Stable == svc.Name || rel.Status.Canary == svc.Name || refers(rel.Spec.Stable, svc.Name) || refers(rel.Spec.Canary, svc.Name) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(rel)})
+		}
+	}
+	return reqs
+}
+
+func refers(ref *fledgev1.ServiceRef, name string) bool { return ref != nil && ref.Name == name }
+
+// Reconcile gathers the application's Services and Release, decides its routing
+// (plan), applies it through the provider, reads it back and writes the status
+// once.
+func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	rel := &fledgev1.Release{}
+	exists := true
+	if err := r.Client.Get(ctx, req.NamespacedName, rel); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, err
+		}
+		exists = false
+		rel = &fledgev1.Release{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}
+	}
+	if exists && !rel.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, r.finalize(ctx, rel)
+	}
+
+	var svcList corev1.ServiceList
+	if err := r.Client.List(ctx, &svcList, client.InNamespace(req.Namespace)); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing services in %s: %w", req.Namespace, err)
+	}
+	services := make(map[string]*corev1.Service, len(svcList.Items))
+	var published []corev1.Service
+	for i := range svcList.Items {
+		s := &svcList.Items[i]
+		services[s.Name] = s
+		if annotations.App(s) == req.Name {
+			published = append(published, *s)
+		}
+	}
+
+	// Annotations -> Release spec.
+	managed := !exists || rel.Labels[LabelSource] == SourceAnnotations
+	var inputProblems []annotations.Problem
+	switch {
+	case managed && len(published) == 0:
+		if exists {
+			logger.Info("no Service publishes the application any more; deleting its Release", "release", klog.KObj(rel))
+			if err := r.Client.Delete(ctx, rel); err != nil && !apierrors.IsNotFound(err) {
+				return reconcile.Result{}, fmt.Errorf("deleting release %s: %w", klog.KObj(rel), err)
+			}
+		}
+		return reconcile.Result{}, nil
+	case managed:
+		spec, problems := annotations.Translate(req.Name, published)
+		inputProblems = problems
+		if err := r.syncSpec(ctx, rel, exists, spec, len(problems) == 0); err != nil {
+			return reconcile.Result{}, err
+		}
+	case len(published) > 0:
+		for i := range published {
+			inputProblems = append(inputProblems, annotations.Problem{Service: published[i].Name, Annotation: annotations.PublishedService,
+				Value: req.Name, Err: fmt.Errorf("release %s exists and was not made from annotations: edit the Release instead", klog.KObj(rel))})
+		}
+	}
+	if !controllerutil.ContainsFinalizer(rel, Finalizer) {
+		controllerutil.AddFinalizer(rel, Finalizer)
+		if err := r.Client.Update(ctx, rel); err != nil {
+			return reconcile.Result{}, fmt.Errorf("adding finalizer to release %s: %w", klog.KObj(rel), err)
+		}
+	}
+
+	// Decide, act, observe.
+	d := plan(rel, services)
+	provider := rel.Spec.Provider
+	if provider == "" {
+		provider = r.DefaultProvider
+	}
+	router, routerErr := r.router(provider)
+	var observed *traffic.Route
+	if routerErr == nil && !d.hold {
+		if d.route != nil {
+			routerErr = router.Ensure(ctx, *d.route)
+		} else {
+			routerErr = router.Remove(ctx, traffic.Key{Namespace: rel.Namespace, App: rel.Name})
+		}
+	}
+	if routerErr == nil {
+		got, err := router.Observe(ctx, traffic.Key{Namespace: rel.Namespace, App: rel.Name})
+		switch {
+		case err == nil:
+			observed = &got
+		case !errors.Is(err, traffic.ErrNotFound):
+			routerErr = err
+		}
+	}
+
+	old := rel.Status.DeepCopy()
+	status := nextStatus(rel, provider, inputProblems, d, observed, routerErr)
+	r.recordEvents(rel, services, old, &status, inputProblems, d)
+	if !equality.Semantic.DeepEqual(*old, status) {
+		rel.Status = status
+		if err := r.Client.Status().Update(ctx, rel); err != nil {
+			return reconcile.Result{}, fmt.Errorf("updating status of release %s: %w", klog.KObj(rel), err)
+		}
+	}
+	if routerErr != nil {
+		return reconcile.Result{}, routerErr
+	}
+	if c := meta.FindStatusCondition(status.Conditions, fledgev1.ConditionRouted); c != nil && c.Reason == fledgev1.ReasonRouteMismatch {
+		return reconcile.Result{RequeueAfter: verifyDelay}, nil
+	}
+	return reconcile.Result{}, nil
+}
+
+func (r *ReleaseReconciler) router(p fledgev1.Provider) (traffic.Router, error) {
+	router, ok := r.Routers[p]
+	if !ok {
+		return nil, fmt.Errorf("provider %q is not enabled in this controller", p)
+	}
+	return router, nil
+}
+
+// syncSpec creates the annotation-made Release, or updates its spec when the
+// annotations are valid and say something new. Invalid annotations leave an
+// existing spec (and so the traffic) as it was.
+func (r *ReleaseReconciler) syncSpec(ctx context.Context, rel *fledgev1.Release, exists bool, spec fledgev1.ReleaseSpec, valid bool) error {
+	if !exists {
+		rel.Labels = map[string]string{LabelSource: SourceAnnotations}
+		controllerutil.AddFinalizer(rel, Finalizer)
+		if valid {
+			rel.Spec = spec
+		}
+		if err := r.Client.Create(ctx, rel); err != nil {
+			return fmt.Errorf("creating release %s: %w", klog.KObj(rel), err)
+		}
+		return nil
+	}
+	// Fields the annotations do not set (host, provider, match) are kept.
+	want := rel.Spec
+	want.Stable, want.Canary, want.CanaryWeight = spec.Stable, spec.Canary, spec.CanaryWeight
+	if !valid || equality.Semantic.DeepEqual(rel.Spec, want) {
+		return nil
+	}
+	rel.Spec = want
+	if err := r.Client.Update(ctx, rel); err != nil {
+		return fmt.Errorf("updating release %s: %w", klog.KObj(rel), err)
+	}
+	return nil
+}
+
+// finalize removes the application's routing, then the finalizer.
+func (r *ReleaseReconciler) finalize(ctx context.Context, rel *fledgev1.Release) error {
+	if !controllerutil.ContainsFinalizer(rel, Finalizer) {
+		return nil
+	}
+	key := traffic.Key{Namespace: rel.Namespace, App: rel.Name}
+	provider := rel.Status.Provider
+	if provider == "" {
+		provider = r.DefaultProvider
+	}
+	router, err := r.router(provider)
+	if err != nil {
+		return err
+	}
+	if err := router.Remove(ctx, key); err != nil {
+		r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonRouteFailed, "Cleanup", "removing routing from %s: %v", provider, err)
+		return err
+	}
+	r.Recorder.Eventf(rel, nil, corev1.EventTypeNormal, ReasonCleanedUp, "Cleanup", "removed the routing of %s from %s", rel.Name, provider)
+	controllerutil.RemoveFinalizer(rel, Finalizer)
+	if err := r.Client.Update(ctx, rel); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing finalizer from release %s: %w", klog.KObj(rel), err)
+	}
+	return nil
+}
+
+// nextStatus computes the Release's status; pure.
+func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems []annotations.Problem,
+	d decision, observed *traffic.Route, routerErr error) fledgev1.ReleaseStatus {
+	st := *rel.Status.DeepCopy()
+	st.ObservedGeneration = rel.Generation
+	st.Provider = provider
+	gen := rel.Generation
+
+	accepted := metav1.Condition{Type: fledgev1.ConditionAccepted, Status: metav1.ConditionTrue, Reason: fledgev1.ReasonValid,
+		Message: "the input is valid", ObservedGeneration: gen}
+	var msgs []string
+	for _, p := range inputProblems {
+		msgs = append(msgs, p.Error())
+	}
+	if d.hold {
+		msgs = append(msgs, d.problems...)
+	}
+	if len(msgs) > 0 {
+		accepted.Status, accepted.Reason = metav1.ConditionFalse, fledgev1.ReasonInvalidInput
+		accepted.Message = strings.Join(msgs, "; ") + "; the routing was left as it was"
+	}
+	meta.SetStatusCondition(&st.Conditions, accepted)
+
+	if !d.hold {
+		st.Stable, st.Canary, st.DesiredWeight = "", "", 0
+		switch {
+		case d.canaryOnly:
+			st.Canary, st.DesiredWeight = d.route.Stable.Service, 100
+		case d.route != nil:
+			st.Stable = d.route.Stable.Service
+			if d.route.Canary != nil {
+				st.Canary = d.route.Canary.Service
+				st.DesiredWeight = d.route.CanaryWeight
+			}
+		}
+	}
+	routed := metav1.Condition{Type: fledgev1.ConditionRouted, ObservedGeneration: gen}
+	switch {
+	case routerErr != nil:
+		routed.Status, routed.Reason, routed.Message = metav1.ConditionFalse, fledgev1.ReasonRouteFailed, routerErr.Error()
+	case observed == nil:
+		routed.Status, routed.Reason = metav1.ConditionFalse, fledgev1.ReasonNotRouted
+		routed.Message = "nothing is routed"
+		if len(d.problems) > 0 && !d.hold {
+			routed.Message = d.problems[0]
+		}
+	case !d.hold && d.route != nil && !sameRoute(*d.route, *observed):
+		routed.Status, routed.Reason = metav1.ConditionFalse, fledgev1.ReasonRouteMismatch
+		routed.Message = fmt.Sprintf("%s serves %s, want %s", provider, describe(*observed), describe(*d.route))
+	default:
+		routed.Status, routed.Reason = metav1.ConditionTrue, fledgev1.ReasonRouteApplied
+		routed.Message = fmt.Sprintf("%s serves %s", provider, describe(*observed))
+	}
+	meta.SetStatusCondition(&st.Conditions, routed)
+
+	st.EffectiveWeight = 0
+	switch {
+	case routerErr != nil:
+		st.Phase = fledgev1.PhaseFailed
+	case observed == nil:
+		st.Phase = fledgev1.PhaseUnpublished
+	case observed.Canary == nil && d.canaryOnly && observed.Stable.Service == st.Canary:
+		st.Phase, st.EffectiveWeight = fledgev1.PhaseReleased, 100
+	case observed.Canary == nil:
+		st.Phase = fledgev1.PhaseStable
+	default:
+		st.EffectiveWeight = observed.CanaryWeight
+		switch observed.CanaryWeight {
+		case 100:
+			st.Phase = fledgev1.PhaseReleased
+		case 0:
+			st.Phase = fledgev1.PhaseStable
+			if len(observed.Match) > 0 {
+				st.Phase = fledgev1.PhaseCanary
+			}
+		default:
+			st.Phase = fledgev1.PhaseCanary
+		}
+	}
+	return st
+}
+
+func sameRoute(a, b traffic.Route) bool {
+	return a.Host == b.Host && a.Stable == b.Stable && equality.Semantic.DeepEqual(a.Canary, b.Canary) &&
+		a.CanaryWeight == b.CanaryWeight && slices.Equal(a.Match, b.Match)
+}
+
+// describe says in words what a route does, for events and conditions.
+func describe(r traffic.Route) string {
+	s := fmt.Sprintf("host %s -> %s:%d", r.Host, r.Stable.Service, r.Stable.Port)
+	if r.Canary == nil {
+		return s + " (100%)"
+	}
+	s = fmt.Sprintf("host %s -> %s:%d %d%%, canary %s:%d %d%%", r.Host, r.Stable.Service, r.Stable.Port, 100-r.CanaryWeight,
+		r.Canary.Service, r.Canary.Port, r.CanaryWeight)
+	if len(r.Match) > 0 {
+		s += fmt.Sprintf(", and every request matching %s", describeMatch(r.Match))
+	}
+	return s
+}
+
+func describeMatch(ps []fledgev1.Predicate) string {
+	parts := make([]string, 0, len(ps))
+	for _, p := range ps {
+		m := p.Match
+		if m == "" {
+			m = fledgev1.MatchExact
+		}
+		switch m {
+		case fledgev1.MatchPresent:
+			parts = append(parts, fmt.Sprintf("%s %s present", strings.ToLower(string(p.Type)), p.Name))
+		case fledgev1.MatchRegularExpression:
+			parts = append(parts, fmt.Sprintf("%s %s ~ /%s/", strings.ToLower(string(p.Type)), p.Name, p.Value))
+		default:
+			parts = append(parts, fmt.Sprintf("%s %s = %q", strings.ToLower(string(p.Type)), p.Name, p.Value))
+		}
+	}
+	return strings.Join(parts, " and ")
+}
+
+// recordEvents emits events on transitions only: a new problem, a new routing,
+// a new failure.
+func (r *ReleaseReconciler) recordEvents(rel *fledgev1.Release, services map[string]*corev1.Service, old, cur *fledgev1.ReleaseStatus,
+	inputProblems []annotations.Problem, d decision) {
+	oldAccepted := meta.FindStatusCondition(old.Conditions, fledgev1.ConditionAccepted)
+	newAccepted := meta.FindStatusCondition(cur.Conditions, fledgev1.ConditionAccepted)
+	if newAccepted.Status == metav1.ConditionFalse && (oldAccepted == nil || oldAccepted.Message != newAccepted.Message) {
+		for _, p := range inputProblems {
+			if svc, ok := services[p.Service]; ok {
+				r.Recorder.Eventf(svc, rel, corev1.EventTypeWarning, ReasonInvalidAnnotation, "Validate", "%s; the routing of application %s was left as it was", p.Error(), rel.Name)
+			}
+		}
+		r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonInvalidSpec, "Validate", "%s", newAccepted.Message)
+	}
+	oldRouted := meta.FindStatusCondition(old.Conditions, fledgev1.ConditionRouted)
+	newRouted := meta.FindStatusCondition(cur.Conditions, fledgev1.ConditionRouted)
+	if oldRouted != nil && oldRouted.Reason == newRouted.Reason && oldRouted.Message == newRouted.Message {
+		return
+	}
+	switch newRouted.Reason {
+	case fledgev1.ReasonRouteApplied:
+		r.Recorder.Eventf(rel, nil, corev1.EventTypeNormal, ReasonRouted, "Route", "%s", newRouted.Message)
+	case fledgev1.ReasonRouteFailed:
+		r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonRouteFailed, "Route", "%s", newRouted.Message)
+	case fledgev1.ReasonNotRouted:
+		if oldRouted != nil || len(d.problems) > 0 {
+			r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonUnpublished, "Route", "%s", newRouted.Message)
+			if !d.hold && d.route == nil && rel.Spec.Canary != nil {
+				if svc, ok := services[rel.Spec.Canary.Name]; ok {
+					r.Recorder.Eventf(svc, rel, corev1.EventTypeWarning, ReasonUnpublished, "Route", "%s", newRouted.Message)
+				}
+			}
+		}
+	}
+}
