@@ -90,6 +90,9 @@ type ReleaseStatus struct {
 	// Phase is a one-word summary.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
+	// Host is the request Host the application is published under.
+	// +optional
+	Host string `json:"host,omitempty"`
 	// Provider is the traffic provider in use.
 	// +optional
 	Provider Provider `json:"provider,omitempty"`
@@ -119,7 +122,7 @@ type ReleaseStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=frel,categories=fledge
-// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.host`
+// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.status.host`
 // +kubebuilder:printcolumn:name="Stable",type=string,JSONPath=`.status.stable`
 // +kubebuilder:printcolumn:name="Canary",type=string,JSONPath=`.status.canary`
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.desiredWeight`

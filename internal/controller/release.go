@@ -203,8 +203,11 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	status := nextStatus(rel, provider, inputProblems, d, observed, routerErr)
 	r.recordEvents(rel, services, old, &status, inputProblems, d)
 	if !equality.Semantic.DeepEqual(*old, status) {
+		// The controller owns the whole status: a merge patch without a
+		// resourceVersion precondition cannot lose anyone else's change.
+		patch := client.MergeFrom(rel.DeepCopy())
 		rel.Status = status
-		if err := r.Client.Status().Update(ctx, rel); err != nil {
+		if err := r.Client.Status().Patch(ctx, rel, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("updating status of release %s: %w", klog.KObj(rel), err)
 		}
 	}
@@ -285,6 +288,10 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 	st := *rel.Status.DeepCopy()
 	st.ObservedGeneration = rel.Generation
 	st.Provider = provider
+	st.Host = rel.Spec.Host
+	if st.Host == "" {
+		st.Host = rel.Name
+	}
 	gen := rel.Generation
 
 	accepted := metav1.Condition{Type: fledgev1.ConditionAccepted, Status: metav1.ConditionTrue, Reason: fledgev1.ReasonValid,
