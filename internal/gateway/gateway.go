@@ -44,6 +44,9 @@ type Gateway struct {
 	mu       sync.Mutex
 	state    buildState
 	errorLog *log.Logger
+	// updated, when set (by tests), receives a signal after each table swap
+	// without blocking.
+	updated chan struct{}
 }
 
 // buildState is what a table build carries over to the next one, so that an
@@ -155,6 +158,12 @@ func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
 	}
 	g.state = next
 	g.table.Store(t)
+	if g.updated != nil {
+		select {
+		case g.updated <- struct{}{}:
+		default:
+		}
+	}
 	logger.V(1).Info("routing table updated", "routes", len(t.routes), "skipped", t.skipped)
 	return t, nil
 }

@@ -42,8 +42,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		_ = proxyLn.Close()
 		return fmt.Errorf("listen on %s: %w", opts.MetricsAddr, err)
 	}
-	g := New(opts)
-	w, err := newWatcher(cfg, opts.Namespace)
+	return run(ctx, cfg, New(opts), proxyLn, adminLn)
+}
+
+// run is Run with its Gateway and listeners made.
+func run(ctx context.Context, cfg *rest.Config, g *Gateway, proxyLn, adminLn net.Listener) error {
+	w, err := newWatcher(cfg, g.opts.Namespace)
 	if err != nil {
 		_, _ = proxyLn.Close(), adminLn.Close()
 		return err
