@@ -1,0 +1,14 @@
+# One static binary: fledge controller | gateway | error-page | demo.
+#   docker build -t ghcr.io/fledge-dev/fledge:latest .
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /fledge ./cmd/fledge
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /fledge /fledge
+USER 65532:65532
+ENTRYPOINT ["/fledge"]
