@@ -27,8 +27,11 @@ func TestEqual(t *testing.T) {
 		{name: "identical", got: base, want: base},
 		{name: "host case is ignored", got: with(base, func(r *traffic.Route) { r.Host = "WEB.example" }), want: base},
 		{name: "empty match type means exact",
-			got:  with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-Debug", "", "1")} }),
-			want: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-Debug", fledgev1.MatchExact, "1")} })},
+			got: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-Debug", "", "1")} }),
+			want: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-Debug", fledgev1.MatchExact, "1")}
+			})},
 		{name: "header name case is ignored",
 			got:  with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("x-debug", "", "1")} }),
 			want: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-Debug", "", "1")} })},
@@ -42,18 +45,42 @@ func TestEqual(t *testing.T) {
 			want: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{cookie} }),
 			diff: []string{"match:"}},
 		{name: "predicate order is ignored",
-			got:  with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{cookie, hdr("X-Debug", "", "1")} }),
-			want: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-Debug", "", "1"), cookie} })},
+			got: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{cookie, hdr("X-Debug", "", "1")}
+			}),
+			want: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-Debug", "", "1"), cookie}
+			})},
 		{name: "present ignores value",
-			got:  with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-Canary", fledgev1.MatchPresent, "")} }),
-			want: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-Canary", fledgev1.MatchPresent, "x")} })},
+			got: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-Canary", fledgev1.MatchPresent, "")}
+			}),
+			want: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-Canary", fledgev1.MatchPresent, "x")}
+			})},
 		{name: "regular expression value matters",
-			got:  with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchRegularExpression, "a.*")} }),
-			want: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchRegularExpression, "a.+")} }),
+			got: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchRegularExpression, "a.*")}
+			}),
+			want: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchRegularExpression, "a.+")}
+			}),
 			diff: []string{"match:"}},
 		{name: "present is not a regular expression",
-			got:  with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchPresent, "")} }),
-			want: with(base, func(r *traffic.Route) { r.Canary = &canary; r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchRegularExpression, ".*")} }),
+			got: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchPresent, "")}
+			}),
+			want: with(base, func(r *traffic.Route) {
+				r.Canary = &canary
+				r.Match = []fledgev1.Predicate{hdr("X-A", fledgev1.MatchRegularExpression, ".*")}
+			}),
 			diff: []string{"match:"}},
 		{name: "no canary ignores weight and match",
 			got:  base,

@@ -36,6 +36,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -60,7 +61,9 @@ type Request struct {
 	// Path is relative to /apisix/admin/, e.g. "routes/r1" or "upstreams".
 	Path string
 	// Query is the raw query string.
-	Query  string
+	Query string
+	// Body is the request body (PUT and PATCH).
+	Body   string
 	Status int
 }
 
@@ -195,9 +198,11 @@ var notFound = answer{http.StatusNotFound, map[string]string{"message": "Key not
 
 // ServeHTTP implements the Admin API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	s.mu.Lock()
 	a := s.handle(r)
-	s.log = append(s.log, Request{Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, adminPrefix), Query: r.URL.RawQuery, Status: a.status})
+	s.log = append(s.log, Request{Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, adminPrefix), Query: r.URL.RawQuery, Body: string(body), Status: a.status})
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(a.status)
