@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -251,5 +252,62 @@ func TestProxyClientGone(t *testing.T) {
 	}
 	if _, ok := sample(mfs, metricRequests, map[string]string{"namespace": "shop", "app": "slow", "service": "slow-stable", "code": "502"}); ok {
 		t.Error("a client abort was counted as 502")
+	}
+}
+
+// TestProxyUpgrade: a protocol switch (as WebSocket does) passes through the
+// gateway's response recorder and is counted as 101.
+func TestProxyUpgrade(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = io.Copy(conn, brw) // echo until the client closes
+	}))
+	t.Cleanup(echo.Close)
+	svc, slices := backendObjects(t, "echo-stable", hostOf(t, echo.URL))
+	g := New(Options{})
+	g.Update(t.Context(), Objects{
+		TrafficRoutes: []*fledgev1.TrafficRoute{trafficRoute("echo", "echo.example")},
+		Services:      []*corev1.Service{svc}, EndpointSlices: slices,
+	})
+	front, done := frontend(t, g)
+
+	conn, err := net.Dial("tcp", hostOf(t, front.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: echo.example\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d, want 101", resp.StatusCode)
+	}
+	if _, err := io.WriteString(conn, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := br.ReadString('\n')
+	if err != nil || line != "ping\n" {
+		t.Fatalf("echo through the upgraded connection: %q %v", line, err)
+	}
+	conn.Close()
+	<-done
+	if v, ok := sample(scrape(t, g), metricRequests, map[string]string{"namespace": "shop", "app": "echo", "service": "echo-stable", "code": "101"}); !ok || v != 1 {
+		t.Errorf("requests with code 101 = %v (found %v), want 1", v, ok)
 	}
 }
