@@ -19,7 +19,8 @@ import (
 const statusClientClosedRequest = 499
 
 // ServeHTTP proxies one request: route by Host, pick the backend and an endpoint,
-// forward, and record the outcome. It takes no lock.
+// forward, and record the outcome. It takes no lock, except once per status code
+// new to a backend (to create its counter).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := g.table.Load()
 	if t == nil {
