@@ -36,6 +36,9 @@ type Options struct {
 	DefaultProvider fledgev1.Provider
 	// Routers adds providers besides the embedded one (which is always enabled).
 	Routers map[fledgev1.Provider]traffic.Router
+	// SkipNameValidation lets one process run the controller more than once
+	// (tests that restart it in-process).
+	SkipNameValidation bool
 }
 
 // Scheme returns the scheme with the kinds the controller reads and writes.
@@ -87,6 +90,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		Recorder:        mgr.GetEventRecorder("fledge-controller"),
 		Routers:         routers,
 		DefaultProvider: opts.DefaultProvider,
+	}
+	if opts.SkipNameValidation {
+		rec.skipNameValidation = true
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up release controller: %w", err)

@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -61,6 +62,8 @@ type ReleaseReconciler struct {
 	// Routers by provider; DefaultProvider is used when a Release names none.
 	Routers         map[fledgev1.Provider]traffic.Router
 	DefaultProvider fledgev1.Provider
+
+	skipNameValidation bool
 }
 
 // SetupWithManager registers the reconciler: it watches Releases, Services (by
@@ -68,6 +71,7 @@ type ReleaseReconciler struct {
 func (r *ReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("release").
+		WithOptions(controller.Options{SkipNameValidation: &r.skipNameValidation}).
 		For(&fledgev1.Release{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{},
 			predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.releasesForService)).

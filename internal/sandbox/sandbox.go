@@ -57,6 +57,16 @@ type Options struct {
 	// Controller tunes the in-process controller; its addresses, leader
 	// election and default provider are set by the sandbox when empty.
 	Controller controller.Options
+	// GatewayReplicas is the number of gateways to start (default 1).
+	GatewayReplicas int
+}
+
+// Gateway is one running gateway replica.
+type Gateway struct {
+	// URL is its traffic address (http://127.0.0.1:port).
+	URL string
+	// AdminURL serves its /metrics, /readyz and /routes.
+	AdminURL string
 }
 
 // Sandbox is fledge running on a local control plane.
@@ -68,6 +78,12 @@ type Sandbox struct {
 	GatewayURL string
 	// GatewayAdminURL serves the gateway's /metrics, /readyz and /routes.
 	GatewayAdminURL string
+	// Gateways are all running gateway replicas; the first is GatewayURL.
+	Gateways []Gateway
+
+	runCtx         context.Context
+	stopController context.CancelFunc
+	controllerDone chan struct{}
 
 	opts    Options
 	crdDir  string
@@ -127,8 +143,23 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	copts := opts.Controller
+	s.cancel, s.runCtx = cancel, runCtx
+	s.StartController()
+	replicas := max(opts.GatewayReplicas, 1)
+	for range replicas {
+		if _, err := s.StartGateway(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.GatewayURL, s.GatewayAdminURL = s.Gateways[0].URL, s.Gateways[0].AdminURL
+	s.progress("control plane at %s, gateway at %s", s.CP.Config.Host, s.GatewayURL)
+	return s, nil
+}
+
+// StartController starts the controller in-process, as the fledge-controller
+// ServiceAccount, with leader election on.
+func (s *Sandbox) StartController() {
+	copts := s.opts.Controller
 	if copts.MetricsAddr == "" {
 		copts.MetricsAddr = "0"
 	}
@@ -137,31 +168,49 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	copts.LeaderElect = true
 	copts.LeaderElectionNamespace = SystemNamespace
+	copts.SkipNameValidation = true
+	ctx, cancel := context.WithCancel(s.runCtx)
+	done := make(chan struct{})
+	s.stopController, s.controllerDone = cancel, done
 	s.run("controller", func() error {
-		return controller.Run(logr.NewContext(runCtx, opts.Logger.WithName("controller")), s.serviceAccount("fledge-controller"), copts)
+		defer close(done)
+		return controller.Run(logr.NewContext(ctx, s.opts.Logger.WithName("controller")), s.serviceAccount("fledge-controller"), copts)
 	})
+}
 
-	httpAddr, adminAddr, err := freeAddr(), freeAddr(), nil
+// RestartController stops the controller, waits until it has ended, and
+// starts a new one.
+func (s *Sandbox) RestartController() {
+	s.stopController()
+	<-s.controllerDone
+	s.StartController()
+}
+
+// StartGateway starts one more gateway replica, as the fledge-gateway
+// ServiceAccount, and waits until it is ready.
+func (s *Sandbox) StartGateway(ctx context.Context) (Gateway, error) {
+	httpAddr, adminAddr := freeAddr(), freeAddr()
 	if httpAddr == "" || adminAddr == "" {
-		return nil, errors.New("no free loopback port for the gateway")
+		return Gateway{}, errors.New("no free loopback port for the gateway")
 	}
-	s.GatewayURL, s.GatewayAdminURL = "http://"+httpAddr, "http://"+adminAddr
+	g := Gateway{URL: "http://" + httpAddr, AdminURL: "http://" + adminAddr}
 	s.run("gateway", func() error {
-		return gateway.Run(logr.NewContext(runCtx, opts.Logger.WithName("gateway")), s.serviceAccount("fledge-gateway"),
+		return gateway.Run(logr.NewContext(s.runCtx, s.opts.Logger.WithName("gateway")), s.serviceAccount("fledge-gateway"),
 			gateway.Options{HTTPAddr: httpAddr, MetricsAddr: adminAddr, DrainTimeout: 2 * time.Second})
 	})
-	if err := s.waitFor(ctx, "gateway ready", func() (bool, error) {
-		resp, err := s.http.Get(s.GatewayAdminURL + "/readyz")
+	err := s.waitFor(ctx, "gateway ready", func() (bool, error) {
+		resp, err := s.http.Get(g.AdminURL + "/readyz")
 		if err != nil {
 			return false, nil
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
-	}); err != nil {
-		return nil, err
+	})
+	if err != nil {
+		return Gateway{}, err
 	}
-	s.progress("control plane at %s, gateway at %s", s.CP.Config.Host, s.GatewayURL)
-	return s, nil
+	s.Gateways = append(s.Gateways, g)
+	return g, nil
 }
 
 func (s *Sandbox) serviceAccount(name string) *rest.Config {
@@ -299,9 +348,14 @@ type Counts struct {
 // Get sends n GET requests for path with Host host through the gateway, one
 // after the other, and counts the answers.
 func (s *Sandbox) Get(ctx context.Context, n int, host, path string, header http.Header) (Counts, error) {
+	return s.GetFrom(ctx, s.GatewayURL, n, host, path, header)
+}
+
+// GetFrom is Get through the gateway at url.
+func (s *Sandbox) GetFrom(ctx context.Context, url string, n int, host, path string, header http.Header) (Counts, error) {
 	c := Counts{ByVersion: map[string]int{}, Status: map[int]int{}}
 	for range n {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.GatewayURL+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
 		if err != nil {
 			return c, err
 		}
@@ -329,11 +383,20 @@ func (s *Sandbox) Get(ctx context.Context, n int, host, path string, header http
 	return c, nil
 }
 
-// WaitServed waits until the gateway serves host with the given canary weight
-// (canary "" means no canary) and with ready endpoints for every backend.
+// WaitServed waits until every gateway serves host with the given canary
+// weight (canary "" means no canary) and with ready endpoints for every backend.
 func (s *Sandbox) WaitServed(ctx context.Context, host, stable, canary string, weight int32) error {
-	return s.waitFor(ctx, fmt.Sprintf("gateway serving %s -> %s / %s at %d%%", host, stable, canary, weight), func() (bool, error) {
-		routes, err := s.GatewayRoutes()
+	for _, g := range s.Gateways {
+		if err := s.waitServed(ctx, g, host, stable, canary, weight); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sandbox) waitServed(ctx context.Context, g Gateway, host, stable, canary string, weight int32) error {
+	return s.waitFor(ctx, fmt.Sprintf("gateway %s serving %s -> %s / %s at %d%%", g.URL, host, stable, canary, weight), func() (bool, error) {
+		routes, err := s.GatewayRoutes(g)
 		if err != nil {
 			return false, nil
 		}
@@ -354,9 +417,9 @@ func (s *Sandbox) WaitServed(ctx context.Context, host, stable, canary string, w
 	})
 }
 
-// GatewayRoutes reads the gateway's /routes.
-func (s *Sandbox) GatewayRoutes() ([]gateway.RouteInfo, error) {
-	resp, err := s.http.Get(s.GatewayAdminURL + "/routes")
+// GatewayRoutes reads a gateway's /routes.
+func (s *Sandbox) GatewayRoutes(g Gateway) ([]gateway.RouteInfo, error) {
+	resp, err := s.http.Get(g.AdminURL + "/routes")
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"maps"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+)
+
+// TestEveryGatewayReplicaServes: each replica reads the routing from the API
+// server on its own and splits exactly.
+func TestEveryGatewayReplicaServes(t *testing.T) {
+	a := canaryAt10(t, "replicas")
+	if len(sb.Gateways) < 2 {
+		t.Fatalf("the sandbox runs %d gateway, want 2", len(sb.Gateways))
+	}
+	for _, g := range sb.Gateways {
+		c, err := sb.GetFrom(t.Context(), g.URL, 100, a.name, "/api/error_page", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{"v1": 90, "v2": 10}; !maps.Equal(c.ByVersion, want) {
+			t.Errorf("gateway %s: answers = %v, want %v", g.URL, c.ByVersion, want)
+		}
+	}
+}
+
+// TestControllerRestartChangesNothing: the controller works from current
+// state; a new controller process rewrites nothing.
+func TestControllerRestartChangesNothing(t *testing.T) {
+	a := canaryAt10(t, "restart")
+	key := client.ObjectKey{Namespace: a.ns, Name: a.name}
+	var rel fledgev1.Release
+	var tr fledgev1.TrafficRoute
+	if err := sb.Client.Get(t.Context(), key, &rel); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Client.Get(t.Context(), key, &tr); err != nil {
+		t.Fatal(err)
+	}
+
+	sb.RestartController()
+	// A change to another application proves the new controller has taken the
+	// lease, synced its caches and worked through every existing Release.
+	b := newApp(t, "restart-probe")
+	b.service(t, "v1", "v1", map[string]string{published: b.name})
+	b.served(t, "v1", "", 0)
+	time.Sleep(200 * time.Millisecond)
+
+	var rel2 fledgev1.Release
+	var tr2 fledgev1.TrafficRoute
+	if err := sb.Client.Get(t.Context(), key, &rel2); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Client.Get(t.Context(), key, &tr2); err != nil {
+		t.Fatal(err)
+	}
+	if rel2.ResourceVersion != rel.ResourceVersion || tr2.ResourceVersion != tr.ResourceVersion {
+		t.Errorf("restart rewrote objects: release %s -> %s, trafficroute %s -> %s",
+			rel.ResourceVersion, rel2.ResourceVersion, tr.ResourceVersion, tr2.ResourceVersion)
+	}
+	a.wantCounts(t, nil, map[string]int{"v1": 90, "v2": 10})
+}
+
+// TestChangePropagation measures how long an annotation change takes to reach
+// every gateway replica (reported, not asserted: speed claims are benchmarks).
+func TestChangePropagation(t *testing.T) {
+	a := canaryAt10(t, "propagation")
+	var worst time.Duration
+	for _, w := range []string{"20", "30", "40", "50", "60"} {
+		start := time.Now()
+		a.kubectl(t, "annotate", "service", "v2", percentage+"="+w, "--overwrite")
+		weight := int32(w[0]-'0') * 10
+		a.served(t, "v1", "v2", weight)
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("annotation change to served by %d gateways (including kubectl's own run): worst %v", len(sb.Gateways), worst)
+}
