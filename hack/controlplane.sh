@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 kapi="$here/kapi"
 k8s_version=v1.37.2
 etcd_version=v3.7.0
-sum=$(sha256sum "$kapi/go.sum" "$kapi/go.mod" | sha256sum | cut -c1-12)
+sum=$(cat "$kapi/go.sum" "$kapi/go.mod" | sha256sum | cut -c1-12)
 cache_root=${FLEDGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fledge}
 out="$cache_root/controlplane/k8s-$k8s_version-etcd-$etcd_version-$sum"
 
