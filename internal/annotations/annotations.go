@@ -144,10 +144,27 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 		if !canary {
 			stables = append(stables, svc.Name)
 			spec.Stable = ref
+			if v, ok := svc.Annotations[Provider]; ok {
+				switch p := fledgev1.Provider(v); p {
+				case fledgev1.ProviderEmbedded, fledgev1.ProviderAPISIX, fledgev1.ProviderGatewayAPI:
+					spec.Provider = p
+				default:
+					problems = append(problems, Problem{Service: svc.Name, Annotation: Provider, Value: v,
+						Err: fmt.Errorf("%w: want embedded, apisix or gatewayapi", ErrInvalidValue)})
+				}
+			}
 			continue
 		}
 		canaries = append(canaries, svc.Name)
 		spec.Canary = ref
+		if v, ok := svc.Annotations[CanaryMatch]; ok {
+			m, err := ParseMatch(v)
+			if err != nil {
+				problems = append(problems, Problem{Service: svc.Name, Annotation: CanaryMatch, Value: v, Err: err})
+				continue
+			}
+			spec.Match = m
+		}
 		if v, ok := svc.Annotations[CanaryPercentage]; ok {
 			w, err := ParsePercentage(v)
 			if err != nil {

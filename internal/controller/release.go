@@ -247,9 +247,8 @@ func (r *ReleaseReconciler) syncSpec(ctx context.Context, rel *fledgev1.Release,
 		}
 		return nil
 	}
-	// Fields the annotations do not set (host, provider, match) are kept.
-	want := rel.Spec
-	want.Stable, want.Canary, want.CanaryWeight = spec.Stable, spec.Canary, spec.CanaryWeight
+	// The annotations are the source of truth of an annotation-made Release.
+	want := spec
 	if !valid || equality.Semantic.DeepEqual(rel.Spec, want) {
 		return nil
 	}
