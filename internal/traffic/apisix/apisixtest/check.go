@@ -184,10 +184,6 @@ func checkNodes(nodes any) string {
 			if wi, ok := integer(w); !ok || wi < 0 {
 				return fmt.Sprintf(`invalid configuration: property "nodes" validation failed: node %q: weight must be an integer >= 0`, addr)
 			}
-			if !strings.Contains(addr, ":") {
-				// APISIX accepts a host without port (default by scheme); fledge always writes one.
-				continue
-			}
 		}
 	case []any:
 		for i, e := range n {
