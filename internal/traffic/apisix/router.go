@@ -5,7 +5,7 @@
 // and fledge-app=<namespace>.<app>:
 //
 //   - one upstream per backend Service port, id UpstreamID(key, backend), with
-//     nodes from a Resolver (ready EndpointSlice endpoints by default) or, with
+//     nodes from Config.Resolver (EndpointSliceResolver: the ready endpoints) or, with
 //     Config.Discovery, APISIX's Kubernetes discovery;
 //   - one route, id RouteID(key), with host = Route.Host, uri "/*", upstream_id
 //     = the stable upstream and, while there is a canary, the traffic-split
