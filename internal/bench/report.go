@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// writeReport prints the parameters and the table. The output depends only
+// on cfg (no timings), so the same Config prints the same report.
+func writeReport(w io.Writer, cfg Config, cells []Cell) error {
+	var b strings.Builder
+	c := cfg.Criteria
+	steps := make([]string, len(cfg.Steps))
+	for i, s := range cfg.Steps {
+		steps[i] = strconv.Itoa(s)
+	}
+	fmt.Fprintf(&b, "Simulated %d runs per cell, seed %d. Stable error rate %s (scenarios A/A, 2×, 5×, latency); latency log-normal, median 50 ms (75 ms for +50%%), σ %g; histogram buckets 1 ms × 2ⁿ up to 8.192 s and +Inf. Requests arrive as a Poisson process; each goes to the canary with the method's current weight. Time is counted from the canary's first request; runs end after %s.\n\n",
+		cfg.Runs, cfg.Seed, pct(cfg.BaseErrorRate), Sigma, cfg.MaxDuration)
+	ramp := ""
+	if cfg.RampBadErrorRatio > 0 {
+		ramp = fmt.Sprintf(" (%g× before the last step)", cfg.RampBadErrorRatio)
+	}
+	fmt.Fprintf(&b, "- **fledge**: steps %s%%, at least %s per step, `analysis.Judge` every %s with one window per step (α %g, β %g, bad = %g× the stable's error rate%s or %g× its share of slow requests, %g canary requests per step, guard %s); Fail rolls back at once, Pass advances, Pass at the last step promotes.\n",
+		strings.Join(steps, "/"), cfg.MinStepDuration, cfg.ScrapeInterval, c.Alpha, c.Beta, c.BadErrorRatio, ramp, c.BadLatencyRatio, c.MinRequests, pct(c.MaxErrorRate))
+	fmt.Fprintf(&b, "- **Flagger-style**: every %s a check fails when the canary's error rate over the interval is above %s or its p99 (histogram_quantile) is above %.0f ms, or it had no request; %d failed checks roll back at the next interval; a passed check adds %d%% up to %d%%, then promotes.\n",
+		cfg.FlaggerInterval, pct(cfg.FlaggerMaxErrorRate), cfg.maxP99()*1000, cfg.FlaggerThreshold, cfg.FlaggerStepWeight, cfg.FlaggerMaxWeight)
+	fmt.Fprintf(&b, "- **fixed-horizon**: canary at %d%% for %s, then one-sided two-proportion z-test (errors) and Mann-Whitney (latency buckets), each at α/2 = %g; reject → roll back, else promote.\n\n",
+		cfg.FixedWeight, cfg.FixedHorizon, c.Alpha/2)
+	b.WriteString("*wrong* = healthy canaries rolled back (A/A, healthy) or bad canaries promoted (others): count / runs, then the one-sided 95% upper confidence bound of the rate; *undec.* = no decision by the end of the run. *time* = time to the right decision, median / 90th percentile, over the runs that took it.\n\n")
+	b.WriteString("| scenario | req/s | right decision | fledge wrong | fledge time | Flagger-style wrong | Flagger-style time | fixed-horizon wrong | fixed-horizon time | fledge ÷ Flagger (median time) |\n")
+	b.WriteString("|---|---:|---|---|---|---|---|---|---|---:|\n")
+	for _, cell := range cells {
+		bad := cell.Scenario.Bad
+		right := "promote"
+		if bad {
+			right = "roll back"
+		}
+		fmt.Fprintf(&b, "| %s | %g | %s |", cell.Scenario.Name, cell.Rate, right)
+		for _, s := range cell.Methods {
+			fmt.Fprintf(&b, " %s | %s |", wrongCell(s, bad), timeCell(s.RightTimes(bad)))
+		}
+		ours, theirs := cell.Methods[0].RightTimes(bad), cell.Methods[1].RightTimes(bad)
+		ratio := "—"
+		if len(ours) > 0 && len(theirs) > 0 {
+			ratio = fmt.Sprintf("%.2f", quantile(ours, 0.5)/quantile(theirs, 0.5))
+		}
+		fmt.Fprintf(&b, " %s |\n", ratio)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func wrongCell(s Stats, bad bool) string {
+	k := s.Wrong(bad)
+	out := fmt.Sprintf("%d/%d (≤ %s)", k, s.Runs, pct(binomialUpper(k, s.Runs, 0.05)))
+	if s.Undecided > 0 {
+		out += fmt.Sprintf(", %d undec.", s.Undecided)
+	}
+	return out
+}
+
+func timeCell(ts []float64) string {
+	if len(ts) == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%s / %s s", secs(quantile(ts, 0.5)), secs(quantile(ts, 0.9)))
+}
+
+func secs(t float64) string { return strconv.FormatFloat(t, 'f', 0, 64) }
+
+func pct(p float64) string {
+	v := p * 100
+	if v >= 10 || v == 0 {
+		return strconv.FormatFloat(v, 'f', 0, 64) + "%"
+	}
+	return strconv.FormatFloat(v, 'g', 2, 64) + "%"
+}
+
+// quantile is the nearest-rank q-quantile of sorted xs.
+func quantile(sorted []float64, q float64) float64 {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// binomialUpper is the one-sided (1 − a) Clopper-Pearson upper bound of a
+// proportion after k successes in n trials.
+func binomialUpper(k, n int, a float64) float64 {
+	if k >= n {
+		return 1
+	}
+	lo, hi := float64(k)/float64(n), 1.0
+	for range 60 {
+		mid := (lo + hi) / 2
+		if binomialCDF(k, n, mid) > a {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
+// binomialCDF is P(X ≤ k) for X ~ Binomial(n, p), 0 < p < 1.
+func binomialCDF(k, n int, p float64) float64 {
+	lp, lq := math.Log(p), math.Log1p(-p)
+	ln, _ := math.Lgamma(float64(n + 1))
+	var s float64
+	for j := 0; j <= k; j++ {
+		lj, _ := math.Lgamma(float64(j + 1))
+		lnj, _ := math.Lgamma(float64(n - j + 1))
+		s += math.Exp(ln - lj - lnj + float64(j)*lp + float64(n-j)*lq)
+	}
+	return s
+}
