@@ -49,6 +49,10 @@ type ReleaseSpec struct {
 	// Provider overrides the controller's default traffic provider for this Release.
 	// +optional
 	Provider Provider `json:"provider,omitempty"`
+	// Auto, when set, lets fledge move the canary weight by itself; CanaryWeight
+	// is then ignored.
+	// +optional
+	Auto *AutoPolicy `json:"auto,omitempty"`
 }
 
 // Phase is a one-word summary of a Release.
@@ -65,6 +69,12 @@ const (
 	PhaseUnpublished Phase = "Unpublished"
 	// PhaseFailed: the provider could not apply the routing.
 	PhaseFailed Phase = "Failed"
+	// PhaseProgressing: the automation is stepping the canary up.
+	PhaseProgressing Phase = "Progressing"
+	// PhasePaused: an override holds the canary's weight.
+	PhasePaused Phase = "Paused"
+	// PhaseRolledBack: the automation (or an abort) rolled the canary back.
+	PhaseRolledBack Phase = "RolledBack"
 )
 
 // Condition types and reasons of a Release.
@@ -108,6 +118,9 @@ type ReleaseStatus struct {
 	// EffectiveWeight is the canary weight the provider reports it serves.
 	// +optional
 	EffectiveWeight int32 `json:"effectiveWeight"`
+	// Auto is the state of the automated release, when Spec.Auto is set.
+	// +optional
+	Auto *AutoStatus `json:"auto,omitempty"`
 	// Conditions: Accepted, Routed.
 	// +listType=map
 	// +listMapKey=type

@@ -1,0 +1,133 @@
+// Package strategy is the step machine of an automated release: from the
+// policy, the last state, the manual override, the latest counts and the clock,
+// Next decides the canary weight and the next state. It is pure: no I/O, no
+// clock of its own.
+package strategy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/analysis"
+)
+
+// Defaults of an AutoPolicy's empty fields.
+var (
+	DefaultSteps            = []int32{5, 10, 25, 50}
+	DefaultStepDuration     = 10 * time.Second
+	DefaultStepRequests     = int32(100)
+	DefaultProgressDeadline = 10 * time.Minute
+)
+
+// ErrInvalidPolicy is wrapped by PolicyFrom's errors.
+var ErrInvalidPolicy = errors.New("invalid auto policy")
+
+// Policy is an AutoPolicy with its defaults applied and its values parsed.
+type Policy struct {
+	Steps            []int32
+	StepDuration     time.Duration
+	ProgressDeadline time.Duration
+	Criteria         analysis.Criteria
+	MetricSource     fledgev1.MetricSource
+	Override         fledgev1.Override
+	RestartAt        time.Time
+}
+
+var percentPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?%$`)
+
+// ParsePercent parses "1.5%" into 0.015. It accepts only a plain decimal
+// number followed by "%".
+func ParsePercent(s string) (float64, error) {
+	if !percentPattern.MatchString(s) {
+		return 0, fmt.Errorf("%q: want a percentage such as \"1%%\" or \"0.5%%\"", s)
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %v", s, err)
+	}
+	return v / 100, nil
+}
+
+// PolicyFrom applies the defaults to p and validates it. Errors name the field
+// (spec.auto.<field>) and the value.
+func PolicyFrom(p *fledgev1.AutoPolicy) (Policy, error) {
+	out := Policy{
+		Steps:            slices.Clone(DefaultSteps),
+		StepDuration:     DefaultStepDuration,
+		ProgressDeadline: DefaultProgressDeadline,
+		Criteria:         analysis.DefaultCriteria(),
+		MetricSource:     p.MetricSource,
+		Override:         p.Override,
+	}
+	out.Criteria.MinRequests = float64(DefaultStepRequests)
+	bad := func(field string, err error) (Policy, error) {
+		return Policy{}, fmt.Errorf("%w: spec.auto.%s %v", ErrInvalidPolicy, field, err)
+	}
+	if len(p.Steps) > 0 {
+		out.Steps = slices.Clone(p.Steps)
+	}
+	for i, w := range out.Steps {
+		if w < 1 || w > 99 {
+			return bad(fmt.Sprintf("steps[%d]", i), fmt.Errorf("%d: want a weight from 1 to 99 (100 is the promotion)", w))
+		}
+		if i > 0 && w <= out.Steps[i-1] {
+			return bad(fmt.Sprintf("steps[%d]", i), fmt.Errorf("%d: steps must increase", w))
+		}
+	}
+	if d := p.StepDuration; d != nil {
+		if d.Duration < 0 {
+			return bad("stepDuration", fmt.Errorf("%v: must not be negative", d.Duration))
+		}
+		out.StepDuration = d.Duration
+	}
+	if d := p.ProgressDeadline; d != nil {
+		if d.Duration <= 0 {
+			return bad("progressDeadline", fmt.Errorf("%v: must be positive", d.Duration))
+		}
+		out.ProgressDeadline = d.Duration
+	}
+	if n := p.StepRequests; n != nil {
+		if *n < 0 {
+			return bad("stepRequests", fmt.Errorf("%d: must not be negative", *n))
+		}
+		out.Criteria.MinRequests = float64(*n)
+	}
+	for field, dst := range map[string]*float64{
+		"maxErrorRate": &out.Criteria.MaxErrorRate, "acceptableErrorRate": &out.Criteria.AcceptableErrorRate,
+		"falseRollbackRate": &out.Criteria.Alpha,
+	} {
+		var s string
+		switch field {
+		case "maxErrorRate":
+			s = p.MaxErrorRate
+		case "acceptableErrorRate":
+			s = p.AcceptableErrorRate
+		default:
+			s = p.FalseRollbackRate
+		}
+		if s == "" {
+			continue
+		}
+		v, err := ParsePercent(s)
+		if err != nil {
+			return bad(field, err)
+		}
+		*dst = v
+	}
+	if p.Latency != nil && !*p.Latency {
+		out.Criteria.LatencyQuantile = 0
+	}
+	if err := out.Criteria.Validate(); err != nil {
+		return bad("(analysis)", err)
+	}
+	if p.RestartAt != nil {
+		out.RestartAt = p.RestartAt.Time
+	}
+	return out, nil
+}
