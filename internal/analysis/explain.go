@@ -108,5 +108,5 @@ func ratioText(r float64) string {
 	if math.IsInf(r, 1) {
 		return "∞"
 	}
-	return strconv.FormatFloat(r, 'g', 2, 64)
+	return strconv.FormatFloat(r, 'g', 3, 64)
 }

@@ -276,7 +276,7 @@ func BenchmarkJudge(b *testing.B) {
 //	go test ./internal/bench -run '^$' -bench Decisions
 func BenchmarkDecisions(b *testing.B) {
 	cfg := DefaultConfig()
-	cfg.Runs = 100
+	cfg.Runs = 300
 	cfg.Rates = []float64{100}
 	cfg.Scenarios = []string{"aa", "errors2x"}
 	for b.Loop() {

@@ -49,6 +49,22 @@ func writeReport(w io.Writer, cfg Config, cells []Cell) error {
 		}
 		fmt.Fprintf(&b, " %s |\n", ratio)
 	}
+	for _, cell := range cells {
+		if cell.Scenario.ID != "e2e-bad" {
+			continue
+		}
+		ts := cell.Methods[0].RollbackTimes
+		within := 0
+		for _, t := range ts {
+			if t <= 15 {
+				within++
+			}
+		}
+		if len(ts) > 0 {
+			fmt.Fprintf(&b, "\nEnd-to-end case (%s at %g req/s, canary at %d%% first): fledge rolled back within 15 s of the canary's first request in %d of %d runs; 95th and 99th percentiles %s s and %s s (model time: the scrape is the only delay).\n",
+				cell.Scenario.Name, cell.Rate, cfg.Steps[0], within, cell.Methods[0].Runs, secs(quantile(ts, 0.95)), secs(quantile(ts, 0.99)))
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
