@@ -157,6 +157,13 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 		}
 		canaries = append(canaries, svc.Name)
 		spec.Canary = ref
+		auto, problem := autoFrom(svc.Annotations)
+		if problem != nil {
+			problem.Service = svc.Name
+			problems = append(problems, *problem)
+			continue
+		}
+		spec.Auto = auto
 		if v, ok := svc.Annotations[CanaryMatch]; ok {
 			m, err := ParseMatch(v)
 			if err != nil {

@@ -24,7 +24,10 @@ const (
 // ErrInvalidMatch is wrapped by every ParseMatch error.
 var ErrInvalidMatch = errors.New("invalid predicate")
 
-var tokenPattern = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+var (
+	tokenPattern   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	percentPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?%$`)
+)
 
 // ParseMatch parses the fledge.dev/canary-match syntax: predicates separated by
 // ";", all of which must match. Each predicate is KIND:NAME followed by
