@@ -90,6 +90,10 @@ const (
 	ReasonRouteFailed   = "RouteFailed"
 	ReasonRouteMismatch = "RouteMismatch"
 	ReasonNotRouted     = "NotRouted"
+
+	// ConditionAnalysis is True while the canary passes its analysis, False
+	// when it failed, Unknown while inconclusive (automated releases only).
+	ConditionAnalysis = "Analysis"
 )
 
 // ReleaseStatus is what fledge observed and did for a Release.
@@ -141,6 +145,7 @@ type ReleaseStatus struct {
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.desiredWeight`
 // +kubebuilder:printcolumn:name="Effective",type=integer,JSONPath=`.status.effectiveWeight`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Verdict",type=string,JSONPath=`.status.auto.reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Release struct {
 	metav1.TypeMeta   `json:",inline"`

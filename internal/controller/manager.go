@@ -16,6 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/traffic"
 	"github.com/fledge-dev/fledge/internal/traffic/embedded"
 )
@@ -36,6 +37,13 @@ type Options struct {
 	DefaultProvider fledgev1.Provider
 	// Routers adds providers besides the embedded one (which is always enabled).
 	Routers map[fledgev1.Provider]traffic.Router
+	// MetricSources reads counts for automated releases; DefaultMetricSource
+	// is used when a policy names none.
+	MetricSources       map[fledgev1.MetricSource]metricsource.Source
+	DefaultMetricSource fledgev1.MetricSource
+	// AnalysisInterval is how often running automated releases are judged
+	// (default 1s).
+	AnalysisInterval time.Duration
 	// SkipNameValidation lets one process run the controller more than once
 	// (tests that restart it in-process).
 	SkipNameValidation bool
@@ -86,10 +94,13 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("--default-provider %q is not enabled", opts.DefaultProvider)
 	}
 	rec := &ReleaseReconciler{
-		Client:          mgr.GetClient(),
-		Recorder:        mgr.GetEventRecorder("fledge-controller"),
-		Routers:         routers,
-		DefaultProvider: opts.DefaultProvider,
+		Client:              mgr.GetClient(),
+		Recorder:            mgr.GetEventRecorder("fledge-controller"),
+		Routers:             routers,
+		DefaultProvider:     opts.DefaultProvider,
+		MetricSources:       opts.MetricSources,
+		DefaultMetricSource: opts.DefaultMetricSource,
+		AnalysisInterval:    opts.AnalysisInterval,
 	}
 	if opts.SkipNameValidation {
 		rec.skipNameValidation = true

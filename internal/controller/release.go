@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,6 +31,7 @@ import (
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/annotations"
+	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/traffic"
 )
 
@@ -62,6 +64,13 @@ type ReleaseReconciler struct {
 	// Routers by provider; DefaultProvider is used when a Release names none.
 	Routers         map[fledgev1.Provider]traffic.Router
 	DefaultProvider fledgev1.Provider
+	// MetricSources by name; DefaultMetricSource is used when a policy names none.
+	MetricSources       map[fledgev1.MetricSource]metricsource.Source
+	DefaultMetricSource fledgev1.MetricSource
+	// AnalysisInterval is how often running automated releases are judged.
+	AnalysisInterval time.Duration
+	// Clock returns the time; time.Now when nil.
+	Clock func() time.Time
 
 	skipNameValidation bool
 }
@@ -76,6 +85,8 @@ func (r *ReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.releasesForService)).
 		Watches(&fledgev1.TrafficRoute{}, handler.EnqueueRequestsFromMapFunc(sameName)).
+		// Providers that copy endpoints (apisix nodes) follow EndpointSlices.
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.releasesForEndpointSlice)).
 		Complete(r)
 }
 
@@ -107,6 +118,26 @@ func (r *ReleaseReconciler) releasesForService(ctx context.Context, o client.Obj
 	for i := range list.Items {
 		rel := &list.Items[i]
 		if rel.Status.Stable == svc.Name || rel.Status.Canary == svc.Name || refers(rel.Spec.Stable, svc.Name) || refers(rel.Spec.Canary, svc.Name) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(rel)})
+		}
+	}
+	return reqs
+}
+
+func (r *ReleaseReconciler) releasesForEndpointSlice(ctx context.Context, o client.Object) []reconcile.Request {
+	svc := o.GetLabels()[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return nil
+	}
+	var list fledgev1.ReleaseList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		log.FromContext(ctx).Error(err, "listing releases for endpointslice", "endpointslice", klog.KObj(o))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		rel := &list.Items[i]
+		if rel.Status.Provider == fledgev1.ProviderAPISIX && (rel.Status.Stable == svc || rel.Status.Canary == svc) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(rel)})
 		}
 	}
@@ -180,6 +211,7 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 
 	// Decide, act, observe.
 	d := plan(rel, services)
+	auto := r.runAuto(ctx, rel, &d)
 	provider := rel.Spec.Provider
 	if provider == "" {
 		provider = r.DefaultProvider
@@ -205,7 +237,13 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 
 	old := rel.Status.DeepCopy()
 	status := nextStatus(rel, provider, inputProblems, d, observed, routerErr)
+	if !d.hold {
+		applyAuto(&status, rel.Generation, auto)
+	}
 	r.recordEvents(rel, services, old, &status, inputProblems, d)
+	if routerErr == nil && d.route != nil && d.route.Canary != nil {
+		r.recordDecision(rel, services[d.route.Canary.Service], auto)
+	}
 	if !equality.Semantic.DeepEqual(*old, status) {
 		// The controller owns the whole status: a merge patch without a
 		// resourceVersion precondition cannot lose anyone else's change.
@@ -220,6 +258,9 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 	if c := meta.FindStatusCondition(status.Conditions, fledgev1.ConditionRouted); c != nil && c.Reason == fledgev1.ReasonRouteMismatch {
 		return reconcile.Result{RequeueAfter: verifyDelay}, nil
+	}
+	if auto != nil && auto.requeue > 0 {
+		return reconcile.Result{RequeueAfter: auto.requeue}, nil
 	}
 	return reconcile.Result{}, nil
 }

@@ -1,0 +1,158 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/analysis"
+	"github.com/fledge-dev/fledge/internal/metricsource"
+	"github.com/fledge-dev/fledge/internal/strategy"
+)
+
+// DefaultAnalysisInterval is how often a running automated release is judged.
+const DefaultAnalysisInterval = time.Second
+
+// autoOutcome is what the automation decided in one reconcile.
+type autoOutcome struct {
+	plan strategy.Plan
+	// requeue is when to look again (0: only on changes).
+	requeue time.Duration
+}
+
+// runAuto drives an automated release: it decides the canary weight of route
+// (d.route is updated in place). It returns nil when the Release is not
+// automated or has no canary. An invalid policy holds the traffic.
+func (r *ReleaseReconciler) runAuto(ctx context.Context, rel *fledgev1.Release, d *decision) *autoOutcome {
+	if rel.Spec.Auto == nil || d.hold || d.route == nil || d.route.Canary == nil {
+		return nil
+	}
+	policy, err := strategy.PolicyFrom(rel.Spec.Auto)
+	if err != nil {
+		d.hold = true
+		d.problems = append(d.problems, err.Error())
+		return nil
+	}
+	now := r.now()
+	st, measure, started := strategy.Begin(policy, d.route.Canary.Service, rel.Status.Auto, now)
+	var current *analysis.Window
+	var merr error
+	if measure {
+		current, merr = r.measure(ctx, rel, policy, d, st.StepStartedAt.Time)
+	}
+	plan := strategy.Next(policy, st, started, current, merr, now)
+	d.route.CanaryWeight = plan.State.Weight
+	out := &autoOutcome{plan: plan}
+	if plan.State.Result == "" && !plan.State.Paused {
+		out.requeue = r.analysisInterval()
+	}
+	return out
+}
+
+func (r *ReleaseReconciler) measure(ctx context.Context, rel *fledgev1.Release, p strategy.Policy, d *decision, start time.Time) (*analysis.Window, error) {
+	name := p.MetricSource
+	if name == "" {
+		name = r.DefaultMetricSource
+	}
+	src, ok := r.MetricSources[name]
+	if !ok {
+		return nil, fmt.Errorf("metric source %q is not enabled in this controller", name)
+	}
+	side := func(svc string) (analysis.Sample, error) {
+		c, err := src.Since(ctx, metricsource.Backend{Namespace: rel.Namespace, App: rel.Name, Service: svc}, start)
+		if err != nil {
+			return analysis.Sample{}, fmt.Errorf("%s metrics of %s: %w", name, svc, err)
+		}
+		s := analysis.Sample{Requests: c.Requests, Errors: c.Errors}
+		for _, b := range c.Latency {
+			s.Latency.Bounds = append(s.Latency.Bounds, b.UpperBound)
+			s.Latency.Counts = append(s.Latency.Counts, b.Count)
+		}
+		return s, nil
+	}
+	stable, err := side(d.route.Stable.Service)
+	if err != nil {
+		return nil, err
+	}
+	canary, err := side(d.route.Canary.Service)
+	if errors.Is(err, metricsource.ErrNoData) {
+		// No series yet: the canary has served nothing in this window.
+		canary, err = analysis.Sample{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &analysis.Window{Stable: stable, Canary: canary}, nil
+}
+
+func (r *ReleaseReconciler) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
+}
+
+func (r *ReleaseReconciler) analysisInterval() time.Duration {
+	if r.AnalysisInterval > 0 {
+		return r.AnalysisInterval
+	}
+	return DefaultAnalysisInterval
+}
+
+// applyAuto records the automation's state in the status: status.auto, the
+// Analysis condition and the phase.
+func applyAuto(st *fledgev1.ReleaseStatus, gen int64, out *autoOutcome) {
+	if out == nil {
+		st.Auto = nil
+		meta.RemoveStatusCondition(&st.Conditions, fledgev1.ConditionAnalysis)
+		return
+	}
+	a := out.plan.State
+	st.Auto = &a
+	c := metav1.Condition{Type: fledgev1.ConditionAnalysis, ObservedGeneration: gen, Status: metav1.ConditionUnknown,
+		Reason: "Started", Message: "the analysis has started"}
+	if a.Verdict != "" {
+		c.Reason, c.Message = a.Reason, a.Evidence
+		switch analysis.Result(a.Verdict) {
+		case analysis.Pass:
+			c.Status = metav1.ConditionTrue
+		case analysis.Fail:
+			c.Status = metav1.ConditionFalse
+		}
+	}
+	meta.SetStatusCondition(&st.Conditions, c)
+	switch {
+	case st.Phase == fledgev1.PhaseFailed || st.Phase == fledgev1.PhaseUnpublished:
+	case a.Result == fledgev1.AutoRolledBack:
+		st.Phase = fledgev1.PhaseRolledBack
+	case a.Result == fledgev1.AutoPromoted:
+		st.Phase = fledgev1.PhaseReleased
+	case a.Paused:
+		st.Phase = fledgev1.PhasePaused
+	default:
+		st.Phase = fledgev1.PhaseProgressing
+	}
+}
+
+// recordDecision announces an automation decision on the Release and on the
+// canary Service.
+func (r *ReleaseReconciler) recordDecision(rel *fledgev1.Release, canary *corev1.Service, out *autoOutcome) {
+	if out == nil || out.plan.Decision == nil {
+		return
+	}
+	dec := out.plan.Decision
+	typ := corev1.EventTypeNormal
+	if dec.Warning {
+		typ = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(rel, nil, typ, dec.Reason, "Analyze", "%s", dec.Message)
+	if canary != nil {
+		r.Recorder.Eventf(canary, rel, typ, dec.Reason, "Analyze", "%s", dec.Message)
+	}
+}
