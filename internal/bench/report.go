@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // writeReport prints the parameters and the table. The output depends only
@@ -18,17 +19,17 @@ func writeReport(w io.Writer, cfg Config, cells []Cell) error {
 		steps[i] = strconv.Itoa(s)
 	}
 	fmt.Fprintf(&b, "Simulated %d runs per cell, seed %d. Stable error rate %s (scenarios A/A, 2×, 5×, latency); latency log-normal, median 50 ms (75 ms for +50%%), σ %g; histogram buckets 1 ms × 2ⁿ up to 8.192 s and +Inf. Requests arrive as a Poisson process; each goes to the canary with the method's current weight. Time is counted from the canary's first request; runs end after %s.\n\n",
-		cfg.Runs, cfg.Seed, pct(cfg.BaseErrorRate), Sigma, cfg.MaxDuration)
+		cfg.Runs, cfg.Seed, pct(cfg.BaseErrorRate), Sigma, dur(cfg.MaxDuration))
 	ramp := ""
 	if cfg.RampBadErrorRatio > 0 {
 		ramp = fmt.Sprintf(" (%g× before the last step)", cfg.RampBadErrorRatio)
 	}
 	fmt.Fprintf(&b, "- **fledge**: steps %s%%, at least %s per step, `analysis.Judge` every %s with one window per step (α %g, β %g, bad = %g× the stable's error rate%s or %g× its share of slow requests, %g canary requests per step, guard %s); Fail rolls back at once, Pass advances, Pass at the last step promotes.\n",
-		strings.Join(steps, "/"), cfg.MinStepDuration, cfg.ScrapeInterval, c.Alpha, c.Beta, c.BadErrorRatio, ramp, c.BadLatencyRatio, c.MinRequests, pct(c.MaxErrorRate))
+		strings.Join(steps, "/"), dur(cfg.MinStepDuration), dur(cfg.ScrapeInterval), c.Alpha, c.Beta, c.BadErrorRatio, ramp, c.BadLatencyRatio, c.MinRequests, pct(c.MaxErrorRate))
 	fmt.Fprintf(&b, "- **Flagger-style**: every %s a check fails when the canary's error rate over the interval is above %s or its p99 (histogram_quantile) is above %.0f ms, or it had no request; %d failed checks roll back at the next interval; a passed check adds %d%% up to %d%%, then promotes.\n",
-		cfg.FlaggerInterval, pct(cfg.FlaggerMaxErrorRate), cfg.maxP99()*1000, cfg.FlaggerThreshold, cfg.FlaggerStepWeight, cfg.FlaggerMaxWeight)
+		dur(cfg.FlaggerInterval), pct(cfg.FlaggerMaxErrorRate), cfg.maxP99()*1000, cfg.FlaggerThreshold, cfg.FlaggerStepWeight, cfg.FlaggerMaxWeight)
 	fmt.Fprintf(&b, "- **fixed-horizon**: canary at %d%% for %s, then one-sided two-proportion z-test (errors) and Mann-Whitney (latency buckets), each at α/2 = %g; reject → roll back, else promote.\n\n",
-		cfg.FixedWeight, cfg.FixedHorizon, c.Alpha/2)
+		cfg.FixedWeight, dur(cfg.FixedHorizon), c.Alpha/2)
 	b.WriteString("*wrong* = healthy canaries rolled back (A/A, healthy) or bad canaries promoted (others): count / runs, then the one-sided 95% upper confidence bound of the rate; *undec.* = no decision by the end of the run. *time* = time to the right decision, median / 90th percentile, over the runs that took it.\n\n")
 	b.WriteString("| scenario | req/s | right decision | fledge wrong | fledge time | Flagger-style wrong | Flagger-style time | fixed-horizon wrong | fixed-horizon time | fledge ÷ Flagger (median time) |\n")
 	b.WriteString("|---|---:|---|---|---|---|---|---|---|---:|\n")
@@ -45,7 +46,7 @@ func writeReport(w io.Writer, cfg Config, cells []Cell) error {
 		ours, theirs := cell.Methods[0].RightTimes(bad), cell.Methods[1].RightTimes(bad)
 		ratio := "—"
 		if len(ours) > 0 && len(theirs) > 0 {
-			ratio = fmt.Sprintf("%.2f", quantile(ours, 0.5)/quantile(theirs, 0.5))
+			ratio = strconv.FormatFloat(quantile(ours, 0.5)/quantile(theirs, 0.5), 'g', 2, 64)
 		}
 		fmt.Fprintf(&b, " %s |\n", ratio)
 	}
@@ -86,6 +87,8 @@ func timeCell(ts []float64) string {
 }
 
 func secs(t float64) string { return strconv.FormatFloat(t, 'f', 0, 64) }
+
+func dur(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'g', -1, 64) + " s" }
 
 func pct(p float64) string {
 	v := p * 100
