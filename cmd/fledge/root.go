@@ -35,6 +35,7 @@ between a stable and a canary version: by annotation, by predicate, or on its ow
 	gofs := flag.NewFlagSet("log", flag.ContinueOnError)
 	zapOpts.BindFlags(gofs)
 	root.PersistentFlags().AddGoFlagSet(gofs)
+	root.AddCommand(newActionCommands()...)
 	root.AddCommand(newControllerCommand(), newGatewayCommand(), newErrorPageCommand(), newDemoCommand(),
 		&cobra.Command{
 			Use:   "version",
