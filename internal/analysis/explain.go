@@ -26,10 +26,15 @@ func (ev ErrorEvidence) explainFail() string {
 }
 
 func (ev LatencyEvidence) explainFail() string {
-	return fmt.Sprintf("canary requests slower than %s: %s of %s (%s), stable %s of %s (%s); over all bucket bounds that is %s times likelier if the canary is slower than the stable (rollback at %s, which keeps false rollbacks under %s); at that confidence its share of requests slower than %s is at least %s× the stable's",
+	s := fmt.Sprintf("canary requests slower than %s: %s of %s (%s), stable %s of %s (%s); over all bucket bounds that is %s times likelier if the canary is slower than the stable (rollback at %s, which keeps false rollbacks under %s)",
 		secs(ev.Bound), count(ev.CanaryEvents), count(ev.CanaryTotal), pct(ev.CanaryRate()),
 		count(ev.StableEvents), count(ev.StableTotal), pct(ev.StableRate()),
-		odds(ev.Worse), odds(ev.FailAt), pct(1/ev.FailAt), secs(ev.Bound), ratioText(ev.RatioLower))
+		odds(ev.Worse), odds(ev.FailAt), pct(1/ev.FailAt))
+	if ev.RatioLower > 1 {
+		s += fmt.Sprintf("; at that confidence its share of requests slower than %s is at least %s× the stable's",
+			secs(ev.Bound), ratioText(ev.RatioLower))
+	}
+	return s
 }
 
 // explainProgress summarises both tests with their thresholds.

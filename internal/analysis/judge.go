@@ -237,7 +237,9 @@ func judgeLatency(c Criteria, ws []Window, alpha float64) latencyJudgment {
 		return cmp
 	}
 	if fb := at(best); worse >= fb.FailAt && fb.CanaryRate()-nanToZero(fb.StableRate()) >= c.MinSlowIncrease {
-		fb.RatioLower = newCompare(splitsAt(best)).ratioLower(math.Log(fb.FailAt))
+		// The bound was picked among nb after the fact: its own confidence
+		// sequence runs at level α_l/nb so the statement stays at level α_l.
+		fb.RatioLower = newCompare(splitsAt(best)).ratioLower(math.Log(fb.FailAt * float64(nb)))
 		j.ev.Comparison, j.failed = fb, true
 		return j
 	}

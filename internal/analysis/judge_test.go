@@ -3,6 +3,7 @@ package analysis
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -250,6 +251,29 @@ func TestJudgeEvidenceFields(t *testing.T) {
 	}
 	if e.NotBad >= e.PassAt {
 		t.Errorf("NotBad %v ≥ PassAt %v for a canary at 5×", e.NotBad, e.PassAt)
+	}
+}
+
+func TestJudgeLatencyEvidenceFields(t *testing.T) {
+	slower := sample(1000, 10)
+	slower.Latency = logNormal(1000, 0.075, 0.5)
+	v := Judge(DefaultCriteria(), one(sample(9000, 90), slower))
+	l := v.Latency
+	if v.Result != Fail || !l.Enabled || l.Indistinguishable {
+		t.Fatalf("verdict %s, latency %+v", v.Result, l)
+	}
+	if !slices.Contains(bounds[:len(bounds)-1], l.Bound) {
+		t.Errorf("Bound = %v, not a finite bucket bound", l.Bound)
+	}
+	if !(l.CanaryRate() > l.StableRate()) || l.CanaryTotal != 1000 || l.StableTotal != 9000 {
+		t.Errorf("slow shares canary %v of %v, stable %v of %v", l.CanaryEvents, l.CanaryTotal, l.StableEvents, l.StableTotal)
+	}
+	if !(l.RatioLower > 1 && l.RatioLower < l.CanaryRate()/l.StableRate()) {
+		t.Errorf("RatioLower = %v, want between 1 and the observed ratio %v", l.RatioLower, l.CanaryRate()/l.StableRate())
+	}
+	// Errors were equal: the error evidence must not claim otherwise.
+	if v.Errors.Worse >= v.Errors.FailAt {
+		t.Errorf("equal error rates but Worse %v ≥ FailAt %v", v.Errors.Worse, v.Errors.FailAt)
 	}
 }
 

@@ -101,8 +101,12 @@ func (c compare) logWorse(theta0 float64) float64 {
 }
 
 // ratioLower returns the lower end of the confidence sequence
-// {θ0 : E(θ0) < threshold}, assuming E(1) ≥ threshold. E(θ0) decreases in θ0.
+// {θ0 : E(θ0) < threshold}, or 0 when E(1) < threshold (no bound above 1).
+// E(θ0) decreases in θ0.
 func (c compare) ratioLower(logThreshold float64) float64 {
+	if c.logWorse(1) < logThreshold {
+		return 0
+	}
 	lo, hi := 0.0, math.Log(2) // log θ0
 	for c.logWorse(math.Exp(hi)) >= logThreshold {
 		lo = hi

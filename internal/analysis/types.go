@@ -203,7 +203,8 @@ type Comparison struct {
 	// ratio × the stable's rate"; the comparison passes at PassAt.
 	NotBad, PassAt float64
 	// RatioLower, set when the comparison failed, is the lower confidence bound
-	// (level 1 − 1/FailAt) of canary rate ÷ stable rate.
+	// (level 1 − 1/FailAt, simultaneous over bucket bounds for latency) of
+	// canary rate ÷ stable rate; 0 when not computed or not above 1.
 	RatioLower float64
 }
 
