@@ -35,11 +35,12 @@ type Options struct {
 	Namespace string
 	// DefaultProvider moves traffic for Releases that name no provider.
 	DefaultProvider fledgev1.Provider
-	// Routers adds providers besides the embedded one (which is always enabled).
-	Routers map[fledgev1.Provider]traffic.Router
-	// MetricSources reads counts for automated releases; DefaultMetricSource
-	// is used when a policy names none.
-	MetricSources       map[fledgev1.MetricSource]metricsource.Source
+	// Routers, given the manager's client, returns providers besides the
+	// embedded one (which is always enabled).
+	Routers func(c client.Client) (map[fledgev1.Provider]traffic.Router, error)
+	// MetricSources, given the manager's client, returns the sources of counts
+	// for automated releases; DefaultMetricSource is used when a policy names none.
+	MetricSources       func(c client.Client) (map[fledgev1.MetricSource]metricsource.Source, error)
 	DefaultMetricSource fledgev1.MetricSource
 	// AnalysisInterval is how often running automated releases are judged
 	// (default 1s).
@@ -87,8 +88,23 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("creating controller manager: %w", err)
 	}
 	routers := map[fledgev1.Provider]traffic.Router{fledgev1.ProviderEmbedded: embedded.New(mgr.GetClient())}
-	for p, r := range opts.Routers {
-		routers[p] = r
+	if opts.Routers != nil {
+		extra, err := opts.Routers(mgr.GetClient())
+		if err != nil {
+			return err
+		}
+		for p, r := range extra {
+			routers[p] = r
+		}
+	}
+	var sources map[fledgev1.MetricSource]metricsource.Source
+	if opts.MetricSources != nil {
+		if sources, err = opts.MetricSources(mgr.GetClient()); err != nil {
+			return err
+		}
+	}
+	if _, ok := sources[opts.DefaultMetricSource]; opts.DefaultMetricSource != "" && !ok {
+		return fmt.Errorf("--metric-source %q is not enabled", opts.DefaultMetricSource)
 	}
 	if _, ok := routers[opts.DefaultProvider]; !ok {
 		return fmt.Errorf("--default-provider %q is not enabled", opts.DefaultProvider)
@@ -98,7 +114,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		Recorder:            mgr.GetEventRecorder("fledge-controller"),
 		Routers:             routers,
 		DefaultProvider:     opts.DefaultProvider,
-		MetricSources:       opts.MetricSources,
+		MetricSources:       sources,
 		DefaultMetricSource: opts.DefaultMetricSource,
 		AnalysisInterval:    opts.AnalysisInterval,
 	}
