@@ -1,6 +1,3 @@
-// Package metricsource reads the request counts and latency histograms that the
-// canary analysis compares: per application backend (the stable or the canary
-// Service), over a window that starts when the current analysis step started.
 package metricsource
 
 import (
@@ -16,6 +13,9 @@ type Backend struct {
 	// Service is the backend Service (stable or canary).
 	Service string
 }
+
+// String names the backend in errors: namespace/app/service.
+func (b Backend) String() string { return b.Namespace + "/" + b.App + "/" + b.Service }
 
 // Bucket is one cumulative histogram bucket: Count requests took at most
 // UpperBound seconds. The last bucket's UpperBound is +Inf.
