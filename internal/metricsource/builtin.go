@@ -150,8 +150,8 @@ func (s *Builtin) Since(ctx context.Context, b Backend, start time.Time) (Counts
 	obs := make([]observation, 0, len(snap.replicas))
 	found := false
 	for _, r := range snap.replicas {
-		c, ok := r.backends[b]
-		found = found || ok
+		c := r.backends[b]
+		found = found || c.answered
 		obs = append(obs, observation{url: r.url, started: r.started, cur: c})
 	}
 
@@ -161,7 +161,7 @@ func (s *Builtin) Since(ctx context.Context, b Backend, start time.Time) (Counts
 	s.mu.Unlock()
 
 	if !found {
-		return Counts{}, fmt.Errorf("backend %s: no series on any of %d gateway replicas: %w", b, len(snap.replicas), ErrNoData)
+		return Counts{}, fmt.Errorf("backend %s: no request series on any of %d gateway replicas: %w", b, len(snap.replicas), ErrNoData)
 	}
 	return Counts{Requests: total.requests, Errors: total.errors, Latency: total.latency()}, nil
 }
@@ -354,6 +354,7 @@ func parseScrape(mfs map[string]*dto.MetricFamily) replicaScrape {
 		code := labels["code"]
 		c := r.backends[b]
 		if v := value(m); code != "499" && !math.IsNaN(v) {
+			c.answered = true
 			c.requests += v
 			if len(code) == 3 && code[0] == '5' {
 				c.errors += v

@@ -16,6 +16,9 @@ type counters struct {
 	// bounds (ascending, the last +Inf) and buckets (cumulative counts) are the
 	// latency histogram; nil when there is none, which counts as all zeros.
 	bounds, buckets []float64
+	// answered is set on a scraped value with a request series (code other
+	// than 499); it is not carried by sub and add.
+	answered bool
 }
 
 // sub returns c − base. base has no histogram or the same bounds as c.
