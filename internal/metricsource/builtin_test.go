@@ -462,3 +462,15 @@ func TestBuiltinCancelledRead(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+func TestBuiltinBoundsResponseSize(t *testing.T) {
+	a := newApp(t)
+	r := newReplica(t, a)
+	r.Do(t, webHost, "/", true, 1)
+	c := newClock()
+	src := newBuiltin(metricsource.StaticTargets{r.URL()}, c, func(o *metricsource.BuiltinOptions) { o.MaxBytes = 1000 })
+	_, err := src.Since(t.Context(), webCanary, c.Now())
+	if err == nil || errors.Is(err, metricsource.ErrNoData) || !strings.Contains(err.Error(), "larger than 1000 bytes") {
+		t.Fatalf("got %v, want an error about the response size", err)
+	}
+}
