@@ -32,7 +32,7 @@ const (
 type AutoPolicy struct {
 	// Steps are the canary weights tried in order: increasing, each from 1 to
 	// 99. When the last step passes, the canary is promoted to 100%.
-	// Default: 5, 10, 25, 50.
+	// Default: 10, 25, 50.
 	// +kubebuilder:validation:MaxItems=20
 	// +optional
 	Steps []int32 `json:"steps,omitempty"`
@@ -45,7 +45,7 @@ type AutoPolicy struct {
 	// +optional
 	StepRequests *int32 `json:"stepRequests,omitempty"`
 	// ProgressDeadline rolls the canary back when a step reaches no verdict in
-	// this time (no traffic, no metrics). Default 10m.
+	// this time (no traffic, no metrics). Default 30m.
 	// +optional
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
 	// MaxErrorRate fails the canary at once when its error rate is confidently

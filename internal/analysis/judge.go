@@ -211,22 +211,36 @@ func judgeLatency(c Criteria, ws []Window, alpha float64) latencyJudgment {
 		return out
 	}
 
-	// Failing: mixture over all finite bounds.
-	logE, best, bestLogE := 0.0, 0, math.Inf(-1)
+	// Bounds under MinLatency are not compared: differences among requests
+	// faster than it do not matter.
+	b0 := 0
+	for b0 < nb && bounds[b0] < c.MinLatency {
+		b0++
+	}
+	if b0 == nb {
+		j.ev.Comparison = pooled(nb - 1)
+		j.ev.Comparison.FailAt, j.ev.Comparison.PassAt, j.ev.NotBad = 1/alpha, 1/c.Beta, 1
+		j.ev.Indistinguishable, j.passed = true, true
+		return j
+	}
+
+	// Failing: mixture over the compared finite bounds.
+	logE, best, bestLogE := 0.0, b0, math.Inf(-1)
 	if len(inf) > 0 {
 		m := newMixer(shares, 1)
-		terms := make([]float64, nb)
+		terms := make([]float64, 0, nb-b0)
 		ce, se := make([]float64, len(inf)), make([]float64, len(inf))
-		for b := range nb {
+		for b := b0; b < nb; b++ {
 			for k, w := range inf {
 				ce[k], se[k] = slow[(w*nb+b)*2], slow[(w*nb+b)*2+1]
 			}
-			terms[b] = m.logE(ce, se)
-			if terms[b] > bestLogE {
-				best, bestLogE = b, terms[b]
+			term := m.logE(ce, se)
+			terms = append(terms, term)
+			if term > bestLogE {
+				best, bestLogE = b, term
 			}
 		}
-		logE = logSumExp(terms) - math.Log(float64(nb))
+		logE = logSumExp(terms) - math.Log(float64(len(terms)))
 	}
 	worse := math.Exp(logE)
 	// at completes the evidence for the comparison at bound b.
@@ -239,15 +253,29 @@ func judgeLatency(c Criteria, ws []Window, alpha float64) latencyJudgment {
 	if fb := at(best); worse >= fb.FailAt && fb.CanaryRate()-nanToZero(fb.StableRate()) >= c.MinSlowIncrease {
 		// The bound was picked among nb after the fact: its own confidence
 		// sequence runs at level α_l/nb so the statement stays at level α_l.
-		fb.RatioLower = newCompare(splitsAt(best)).ratioLower(math.Log(fb.FailAt * float64(nb)))
+		fb.RatioLower = newCompare(splitsAt(best)).ratioLower(math.Log(fb.FailAt * float64(nb-b0)))
 		j.ev.Comparison, j.failed = fb, true
 		return j
 	}
 
-	// Passing: the bound whose pooled slow share is closest to 1 − quantile.
+	// Passing when the quantile lies under MinLatency: it is enough that the
+	// canary's own share of requests slower than MinLatency is confidently
+	// under 1 − quantile: the sequential test of q = (1 − quantile)/4 against
+	// 1 − quantile, as for AcceptableErrorRate.
 	target := 1 - c.LatencyQuantile
+	if p0 := pooled(b0); (p0.CanaryEvents+p0.StableEvents)/(canTotal+stTotal) < target {
+		cmp := at(b0)
+		q := target / 4
+		e, n := cmp.CanaryEvents, cmp.CanaryTotal
+		cmp.NotBad = math.Exp(e*math.Log(q/target) + (n-e)*math.Log((1-q)/(1-target)))
+		j.ev.Comparison = cmp
+		j.passed = cmp.NotBad >= cmp.PassAt
+		return j
+	}
+
+	// Passing: the bound whose pooled slow share is closest to 1 − quantile.
 	pass, bestDist := -1, math.Inf(1)
-	for b := range nb {
+	for b := b0; b < nb; b++ {
 		p := pooled(b)
 		s := (p.CanaryEvents + p.StableEvents) / (canTotal + stTotal)
 		if !(s > 0 && s < 1) {

@@ -87,6 +87,11 @@ type Criteria struct {
 	// MinSlowIncrease is the smallest excess of the canary's share of slow
 	// requests over the stable's that may fail the canary (≥ 0).
 	MinSlowIncrease float64
+	// MinLatency, in seconds, is the least bucket bound compared: requests
+	// faster than it all count as fast, so sub-millisecond noise (a colder
+	// connection pool on the side with less traffic) neither fails nor holds
+	// back a canary (≥ 0).
+	MinLatency float64
 }
 
 // DefaultCriteria returns the recommended criteria: false rollbacks ≤ 1%, bad
@@ -104,6 +109,7 @@ func DefaultCriteria() Criteria {
 		LatencyQuantile:     0.9,
 		BadLatencyRatio:     2,
 		MinSlowIncrease:     0.05,
+		MinLatency:          0.01,
 	}
 }
 
@@ -137,6 +143,8 @@ func (c Criteria) Validate() error {
 		return bad("badLatencyRatio", c.BadLatencyRatio, "a finite ratio > 1")
 	case !(c.MinSlowIncrease >= 0 && c.MinSlowIncrease < 1):
 		return bad("minSlowIncrease", c.MinSlowIncrease, "a share in [0, 1)")
+	case !(c.MinLatency >= 0) || math.IsInf(c.MinLatency, 0):
+		return bad("minLatency", c.MinLatency, "a finite duration in seconds ≥ 0")
 	}
 	return nil
 }

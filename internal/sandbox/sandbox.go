@@ -36,6 +36,7 @@ import (
 	"github.com/fledge-dev/fledge/internal/controller"
 	"github.com/fledge-dev/fledge/internal/gateway"
 	"github.com/fledge-dev/fledge/internal/localcp"
+	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/netns"
 )
 
@@ -81,6 +82,7 @@ type Sandbox struct {
 	// Gateways are all running gateway replicas; the first is GatewayURL.
 	Gateways []Gateway
 
+	gwMu           sync.Mutex
 	runCtx         context.Context
 	stopController context.CancelFunc
 	controllerDone chan struct{}
@@ -169,6 +171,14 @@ func (s *Sandbox) StartController() {
 	copts.LeaderElect = true
 	copts.LeaderElectionNamespace = SystemNamespace
 	copts.SkipNameValidation = true
+	if copts.MetricSources == nil {
+		// The builtin source scrapes the sandbox's gateways, whichever run.
+		builtin := metricsource.NewBuiltin(gatewayTargets{s}, metricsource.BuiltinOptions{})
+		copts.MetricSources = func(client.Client) (map[fledgev1.MetricSource]metricsource.Source, error) {
+			return map[fledgev1.MetricSource]metricsource.Source{fledgev1.MetricSourceBuiltin: builtin}, nil
+		}
+		copts.DefaultMetricSource = fledgev1.MetricSourceBuiltin
+	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	done := make(chan struct{})
 	s.stopController, s.controllerDone = cancel, done
@@ -176,6 +186,19 @@ func (s *Sandbox) StartController() {
 		defer close(done)
 		return controller.Run(logr.NewContext(ctx, s.opts.Logger.WithName("controller")), s.serviceAccount("fledge-controller"), copts)
 	})
+}
+
+// gatewayTargets lists the /metrics URLs of the sandbox's gateways.
+type gatewayTargets struct{ s *Sandbox }
+
+func (g gatewayTargets) URLs(context.Context) ([]string, error) {
+	g.s.gwMu.Lock()
+	defer g.s.gwMu.Unlock()
+	urls := make([]string, len(g.s.Gateways))
+	for i, gw := range g.s.Gateways {
+		urls[i] = gw.AdminURL + "/metrics"
+	}
+	return urls, nil
 }
 
 // RestartController stops the controller, waits until it has ended, and
@@ -209,7 +232,9 @@ func (s *Sandbox) StartGateway(ctx context.Context) (Gateway, error) {
 	if err != nil {
 		return Gateway{}, err
 	}
+	s.gwMu.Lock()
 	s.Gateways = append(s.Gateways, g)
+	s.gwMu.Unlock()
 	return g, nil
 }
 

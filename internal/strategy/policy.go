@@ -19,10 +19,15 @@ import (
 
 // Defaults of an AutoPolicy's empty fields.
 var (
-	DefaultSteps            = []int32{5, 10, 25, 50}
+	DefaultSteps            = []int32{10, 25, 50}
 	DefaultStepDuration     = 10 * time.Second
 	DefaultStepRequests     = int32(100)
-	DefaultProgressDeadline = 10 * time.Minute
+	DefaultProgressDeadline = 30 * time.Minute
+	// RampBadErrorRatio is the "bad" error ratio judged before the last step:
+	// a canary passes early steps when it is not 4× worse than the stable, and
+	// must show it is not 2× worse (Criteria.BadErrorRatio) at the last step
+	// before promotion. Failing is judged the same at every step.
+	RampBadErrorRatio = 4.0
 )
 
 // ErrInvalidPolicy is wrapped by PolicyFrom's errors.

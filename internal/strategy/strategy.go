@@ -125,7 +125,11 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 		}
 		obs.Windows = append(obs.Windows, *current)
 	}
-	v := analysis.Judge(p.Criteria, obs)
+	criteria := p.Criteria
+	if int(s.Step) < len(p.Steps)-1 {
+		criteria.BadErrorRatio = max(criteria.BadErrorRatio, RampBadErrorRatio)
+	}
+	v := analysis.Judge(criteria, obs)
 	plan.Verdict = &v
 	s.Verdict, s.Reason, s.Evidence = string(v.Result), string(v.Reason), v.Evidence
 	elapsed := now.Sub(s.StepStartedAt.Time)

@@ -37,7 +37,7 @@ func TestPolicyFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Steps) != 4 || p.StepDuration != DefaultStepDuration || p.Criteria.MinRequests != 100 || p.Criteria.MaxErrorRate != 0.2 {
+	if len(p.Steps) != 3 || p.StepDuration != DefaultStepDuration || p.Criteria.MinRequests != 100 || p.Criteria.MaxErrorRate != 0.2 {
 		t.Errorf("defaults = %+v", p)
 	}
 	bad := map[string]fledgev1.AutoPolicy{

@@ -65,6 +65,11 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
+	// A bad v2: 5% of its answers are HTTP 500.
+	if pods["v2bad"], err = sb.RunErrorPage(ctx, "shared-v2bad", "v2", "--error-ratio", "0.05"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	return m.Run()
 }
 
