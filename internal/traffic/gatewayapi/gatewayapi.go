@@ -34,9 +34,9 @@
 //
 // Header and query parameter predicates become HTTPHeaderMatch and
 // HTTPQueryParamMatch entries. Gateway API regular expressions are
-// implementation specific: Envoy-based gateways match the whole value,
-// nginx-based ones search it, so fledge writes expressions that mean the same
-// under both readings:
+// implementation specific: Envoy-based gateways match the whole value
+// (Envoy's safe_regex), others may search it as fledge's predicates do, so
+// fledge writes expressions that mean the same under both readings:
 //
 //   - Exact V:             type Exact, value V;
 //   - RegularExpression R: type RegularExpression, value ".*(R).*" (R
@@ -84,17 +84,19 @@
 // with a conflict as soon as anybody touched a rule. Working on the
 // unstructured object also keeps fields unknown to this package's Go types.
 //
-// For GitOps tools: let fledge create the route and keep it out of Git. Argo
-// CD and Flux neither diff nor prune objects they do not track, and labels or
-// annotations they (or anything else) add survive. If the route must be in
-// Git, label it managed-by=fledge and tell the tool to ignore
-// .spec.rules (Argo CD ignoreDifferences; Flux cannot ignore fields, so keep
-// it out of Git there).
+// For GitOps tools: best let fledge create the route and keep it out of Git;
+// Argo CD and Flux neither diff nor prune objects they do not track, and the
+// labels or annotations they (or anything else) add survive. A route that
+// must be in Git needs the managed-by=fledge label, and the tool must leave
+// spec.rules to fledge: Argo CD with ignoreDifferences on /spec/rules and the
+// RespectIgnoreDifferences=true sync option; Flux (which applies with force)
+// only with the annotation kustomize.toolkit.fluxcd.io/ssa: IfNotPresent, so
+// that it creates the route and never applies it again.
 //
 // # Read-back
 //
-// Observe reads the route from the API server (never a cache) and converts
-// its spec back; a rule not in fledge's form is an error, not a guess. The
+// Observe reads the route through the Router's client (which should go to
+// the API server, not a cache) and converts its spec back; a rule not in fledge's form is an error, not a guess. The
 // canary weight is the canary's share of the split rule's weights in percent
 // (exact for what fledge writes). Observe reports what the route asks for;
 // whether the Gateway accepted it is in status.parents, which it does not read.

@@ -649,3 +649,29 @@ func TestIdenticalEnsureSendsNoWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentEnsureOfOneApp: Routers racing on one application (two
+// controller replicas during a hand-over, or a per-app Router beside the
+// default one) all succeed, retrying on conflicts and on the create race, and
+// one of them wins whole.
+func TestConcurrentEnsureOfOneApp(t *testing.T) {
+	ns := env.Namespace(t, "gatewayapi-race")
+	routes := []traffic.Route{webRoute(ns, 10), webRoute(ns, 20, debugHeader), webRoute(ns, 30)}
+	errs := make(chan error, len(routes))
+	for _, r := range routes {
+		router := newRouter(t, nil)
+		go func() { errs <- router.Ensure(t.Context(), r) }()
+	}
+	for range routes {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Ensure of one app: %v", err)
+		}
+	}
+	got, err := newRouter(t, nil).Observe(t.Context(), routes[0].Key)
+	if err != nil {
+		t.Fatalf("Observe: %v", err)
+	}
+	if !slices.ContainsFunc(routes, func(r traffic.Route) bool { return routertest.Equal(got, r) == "" }) {
+		t.Errorf("Observe after the race = %+v; want exactly one of the routes ensured", got)
+	}
+}

@@ -15,8 +15,8 @@ import (
 
 // How fledge's predicates are written as one HTTPRouteMatch. Gateway API
 // regular expressions are implementation specific: Envoy-based gateways
-// (Envoy Gateway, Istio, Contour) match the whole value, nginx-based ones
-// search it. Every expression below means the same under both readings.
+// match the whole value (Envoy's safe_regex), others may search it. Every
+// expression below means the same under both readings.
 const (
 	// presentRegex is a Present predicate: any value, so only presence counts
 	// (a header or query match never matches a request without the name).
@@ -154,6 +154,11 @@ func encodeValue(what string, mt fledgev1.MatchType, value string, maxLen int) (
 			return "", "", fmt.Errorf("%s: invalid regular expression: %w", what, err)
 		}
 		typ, v = "RegularExpression", regexPrefix+value+regexSuffix
+		// An expression that compiles alone can still swallow the wrapping's
+		// ")" (an unterminated \Q...): then it cannot be wrapped.
+		if _, err := regexp.Compile(v); err != nil {
+			return "", "", unsupported("%s: regular expression %q (cannot be wrapped as %s...%s)", what, value, regexPrefix, regexSuffix)
+		}
 	case fledgev1.MatchPresent:
 		typ, v = "RegularExpression", presentRegex
 	default:
