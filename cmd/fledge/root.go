@@ -36,6 +36,7 @@ between a stable and a canary version: by annotation, by predicate, or on its ow
 	zapOpts.BindFlags(gofs)
 	root.PersistentFlags().AddGoFlagSet(gofs)
 	root.AddCommand(newActionCommands()...)
+	root.AddCommand(newBenchCommand())
 	root.AddCommand(newControllerCommand(), newGatewayCommand(), newErrorPageCommand(), newDemoCommand(),
 		&cobra.Command{
 			Use:   "version",
