@@ -251,9 +251,9 @@ func (s *Builtin) run(ctx context.Context, call *scrapeCall, at time.Time) {
 }
 
 // scrape reads every replica concurrently. Any failure fails the whole scrape:
-// counts summed over some replicas only would be biased (the split differs
-// per replica only by timing, but a missing replica's traffic is simply lost),
-// so the read is inconclusive instead and the next one tries again.
+// counts summed over some replicas would silently leave out a replica's
+// traffic (and a failing replica may be the one serving the canary badly), so
+// the read is inconclusive instead and the next one tries again.
 func (s *Builtin) scrape(ctx context.Context, at time.Time) (*snapshot, error) {
 	urls, err := s.targets.URLs(ctx)
 	if err != nil {

@@ -129,8 +129,11 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	}
 	p := &Prometheus{
 		api:     promv1.NewAPI(c),
-		timeout: cmp.Or(opts.Timeout, 10*time.Second),
+		timeout: opts.Timeout,
 		now:     opts.Now,
+	}
+	if p.timeout <= 0 {
+		p.timeout = 10 * time.Second
 	}
 	if p.now == nil {
 		p.now = time.Now
