@@ -82,6 +82,10 @@ func runDemo(ctx context.Context, w io.Writer) (err error) {
 		return fmt.Errorf("the walkthrough did not give the expected counts:\n%s", joinLines(failed))
 	}
 	fmt.Fprintln(w, "\nwalkthrough complete: 100/0, 90/10, 100/0, 0/100")
+	if err := runAutoDemo(ctx, sb, w); err != nil {
+		return fmt.Errorf("automated releases: %w", err)
+	}
+	fmt.Fprintln(w, "\ndemo complete: the bad v2 was rolled back and the healthy v2 promoted, by fledge itself")
 	return nil
 }
 

@@ -38,9 +38,10 @@ type Options struct {
 	// Routers, given the manager's client, returns providers besides the
 	// embedded one (which is always enabled).
 	Routers func(c client.Client) (map[fledgev1.Provider]traffic.Router, error)
-	// MetricSources, given the manager's client, returns the sources of counts
-	// for automated releases; DefaultMetricSource is used when a policy names none.
-	MetricSources       func(c client.Client) (map[fledgev1.MetricSource]metricsource.Source, error)
+	// MetricSources, given an uncached reader (the cache may not cover the
+	// gateway's namespace), returns the sources of counts for automated
+	// releases; DefaultMetricSource is used when a policy names none.
+	MetricSources       func(r client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error)
 	DefaultMetricSource fledgev1.MetricSource
 	// AnalysisInterval is how often running automated releases are judged
 	// (default 1s).
@@ -99,7 +100,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	var sources map[fledgev1.MetricSource]metricsource.Source
 	if opts.MetricSources != nil {
-		if sources, err = opts.MetricSources(mgr.GetClient()); err != nil {
+		if sources, err = opts.MetricSources(mgr.GetAPIReader()); err != nil {
 			return err
 		}
 	}

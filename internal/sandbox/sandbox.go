@@ -174,7 +174,7 @@ func (s *Sandbox) StartController() {
 	if copts.MetricSources == nil {
 		// The builtin source scrapes the sandbox's gateways, whichever run.
 		builtin := metricsource.NewBuiltin(gatewayTargets{s}, metricsource.BuiltinOptions{})
-		copts.MetricSources = func(client.Client) (map[fledgev1.MetricSource]metricsource.Source, error) {
+		copts.MetricSources = func(client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error) {
 			return map[fledgev1.MetricSource]metricsource.Source{fledgev1.MetricSourceBuiltin: builtin}, nil
 		}
 		copts.DefaultMetricSource = fledgev1.MetricSourceBuiltin
