@@ -39,6 +39,9 @@ func newControllerCommand() *cobra.Command {
 		Short: "Run the controller: Services' annotations and Releases become routing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
 			cfg, err := restConfig(f.kubeconfig)
 			if err != nil {
 				return err
@@ -67,23 +70,37 @@ func newControllerCommand() *cobra.Command {
 	return cmd
 }
 
-// complete validates the flags and builds the optional providers and sources.
-func (f *controllerFlags) complete(ctx context.Context, cfg *rest.Config) error {
+// validate checks the flags that need no cluster.
+func (f *controllerFlags) validate() error {
 	switch p := fledgev1.Provider(f.provider); p {
 	case fledgev1.ProviderEmbedded, fledgev1.ProviderAPISIX, fledgev1.ProviderGatewayAPI:
 		f.opts.DefaultProvider = p
 	default:
 		return fmt.Errorf("--default-provider %q: want embedded, apisix or gatewayapi", f.provider)
 	}
+	if f.opts.DefaultProvider == fledgev1.ProviderAPISIX && f.apisixURL == "" {
+		return fmt.Errorf("--default-provider apisix needs --apisix-admin-url")
+	}
+	if f.opts.DefaultProvider == fledgev1.ProviderGatewayAPI && len(f.gatewayParents) == 0 {
+		return fmt.Errorf("--default-provider gatewayapi needs --gateway-api-parent")
+	}
 	if f.opts.AnalysisInterval <= 0 {
 		return fmt.Errorf("--analysis-interval %v: must be positive", f.opts.AnalysisInterval)
 	}
+	if ns, name, ok := strings.Cut(f.apisixSecret, "/"); !ok || ns == "" || name == "" {
+		return fmt.Errorf("--apisix-key-secret %q: want namespace/name", f.apisixSecret)
+	}
+	if _, err := f.gatewayAPIParents(); err != nil {
+		return err
+	}
+	return f.completeAuto()
+}
+
+// complete builds the optional providers, reading the APISIX key Secret.
+func (f *controllerFlags) complete(ctx context.Context, cfg *rest.Config) error {
 	var apisixKey string
 	if f.apisixURL != "" {
-		ns, name, ok := strings.Cut(f.apisixSecret, "/")
-		if !ok || ns == "" || name == "" {
-			return fmt.Errorf("--apisix-key-secret %q: want namespace/name", f.apisixSecret)
-		}
+		ns, name, _ := strings.Cut(f.apisixSecret, "/")
 		reader, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
 		if err != nil {
 			return err
@@ -117,5 +134,5 @@ func (f *controllerFlags) complete(ctx context.Context, cfg *rest.Config) error 
 		}
 		return routers, nil
 	}
-	return f.completeAuto()
+	return nil
 }
