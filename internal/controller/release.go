@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -376,7 +375,7 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 		if len(d.problems) > 0 && !d.hold {
 			routed.Message = d.problems[0]
 		}
-	case !d.hold && d.route != nil && !sameRoute(*d.route, *observed):
+	case !d.hold && d.route != nil && !traffic.Same(*d.route, *observed):
 		routed.Status, routed.Reason = metav1.ConditionFalse, fledgev1.ReasonRouteMismatch
 		routed.Message = fmt.Sprintf("%s serves %s, want %s", provider, describe(*observed), describe(*d.route))
 	default:
@@ -412,10 +411,6 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 	return st
 }
 
-func sameRoute(a, b traffic.Route) bool {
-	return a.Host == b.Host && a.Stable == b.Stable && equality.Semantic.DeepEqual(a.Canary, b.Canary) &&
-		a.CanaryWeight == b.CanaryWeight && slices.Equal(a.Match, b.Match)
-}
 
 // describe says in words what a route does, for events and conditions.
 func describe(r traffic.Route) string {

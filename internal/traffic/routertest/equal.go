@@ -1,7 +1,6 @@
 package routertest
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,45 +9,9 @@ import (
 	"github.com/fledge-dev/fledge/internal/traffic"
 )
 
-// Normalize returns r in the canonical form in which read-back is compared:
-//
-//   - Host is lowercased (hosts are case-insensitive);
-//   - without a Canary, CanaryWeight and Match mean nothing and are cleared;
-//   - in Match, an empty MatchType becomes Exact, header names are lowercased
-//     (they are case-insensitive; cookie and query names are not), the Value of
-//     a Present predicate is cleared, and the predicates are sorted (they are
-//     AND'ed, so their order means nothing); an empty Match is nil.
-//
-// Everything else (Key, Stable, Canary, CanaryWeight) must round-trip exactly.
-func Normalize(r traffic.Route) traffic.Route {
-	out := r
-	out.Host = strings.ToLower(r.Host)
-	if r.Canary == nil {
-		out.CanaryWeight = 0
-		out.Match = nil
-		return out
-	}
-	c := *r.Canary
-	out.Canary = &c
-	out.Match = nil
-	for _, p := range r.Match {
-		if p.Match == "" {
-			p.Match = fledgev1.MatchExact
-		}
-		if p.Type == fledgev1.PredicateHeader {
-			p.Name = strings.ToLower(p.Name)
-		}
-		if p.Match == fledgev1.MatchPresent {
-			p.Value = ""
-		}
-		out.Match = append(out.Match, p)
-	}
-	slices.SortFunc(out.Match, func(a, b fledgev1.Predicate) int {
-		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name),
-			cmp.Compare(a.Match, b.Match), cmp.Compare(a.Value, b.Value))
-	})
-	return out
-}
+// Normalize is traffic.Normalize: the canonical form in which read-back is
+// compared.
+func Normalize(r traffic.Route) traffic.Route { return traffic.Normalize(r) }
 
 // Equal compares got and want after Normalize and returns "" when they are
 // equal, otherwise one line per difference, e.g. "canaryWeight: got 10, want 50".
