@@ -411,7 +411,6 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 	return st
 }
 
-
 // describe says in words what a route does, for events and conditions.
 func describe(r traffic.Route) string {
 	s := fmt.Sprintf("host %s -> %s:%d", r.Host, r.Stable.Service, r.Stable.Port)
