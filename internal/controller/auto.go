@@ -147,6 +147,7 @@ func (r *ReleaseReconciler) recordDecision(rel *fledgev1.Release, canary *corev1
 		return
 	}
 	dec := out.plan.Decision
+	decisions.WithLabelValues(rel.Namespace, rel.Name, dec.Reason).Inc()
 	typ := corev1.EventTypeNormal
 	if dec.Warning {
 		typ = corev1.EventTypeWarning

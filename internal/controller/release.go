@@ -243,6 +243,7 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if routerErr == nil && d.route != nil && d.route.Canary != nil {
 		r.recordDecision(rel, services[d.route.Canary.Service], auto)
 	}
+	observeStatus(rel, &status)
 	if !equality.Semantic.DeepEqual(*old, status) {
 		// The controller owns the whole status: a merge patch without a
 		// resourceVersion precondition cannot lose anyone else's change.
@@ -322,6 +323,7 @@ func (r *ReleaseReconciler) finalize(ctx context.Context, rel *fledgev1.Release)
 	if err := r.Client.Update(ctx, rel); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing finalizer from release %s: %w", klog.KObj(rel), err)
 	}
+	forgetMetrics(rel)
 	return nil
 }
 
