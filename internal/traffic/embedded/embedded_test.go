@@ -12,10 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/controller"
@@ -45,8 +42,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// errOutage is what every call returns while a breakable client is broken.
-var errOutage = errors.New("injected outage: API server unreachable")
 
 // breakable returns a client of the test API server that fails every call
 // while broken is true.
@@ -56,68 +51,7 @@ func breakable(t *testing.T, broken *atomic.Bool) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fail := func() error {
-		if broken.Load() {
-			return errOutage
-		}
-		return nil
-	}
-	return interceptor.NewClient(c, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.Get(ctx, key, obj, opts...)
-		},
-		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.List(ctx, list, opts...)
-		},
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.Create(ctx, obj, opts...)
-		},
-		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.Update(ctx, obj, opts...)
-		},
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.Patch(ctx, obj, patch, opts...)
-		},
-		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.Apply(ctx, obj, opts...)
-		},
-		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.Delete(ctx, obj, opts...)
-		},
-		DeleteAllOf: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteAllOfOption) error {
-			if err := fail(); err != nil {
-				return err
-			}
-			return c.DeleteAllOf(ctx, obj, opts...)
-		},
-		Watch: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) (watch.Interface, error) {
-			if err := fail(); err != nil {
-				return nil, err
-			}
-			return c.Watch(ctx, list, opts...)
-		},
-	})
+	return testenv.Breakable(c, broken.Load, nil)
 }
 
 func TestConformance(t *testing.T) {

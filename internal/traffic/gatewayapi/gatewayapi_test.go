@@ -14,10 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
@@ -100,78 +98,9 @@ func newRouter(t *testing.T, tc *testClient, parents ...gatewayv1.ParentReferenc
 	return r
 }
 
-var errOutage = errors.New("injected outage: API server unreachable")
 
 func (tc *testClient) wrap(c client.WithWatch) client.WithWatch {
-	read := func() error {
-		if tc.broken.Load() {
-			return errOutage
-		}
-		return nil
-	}
-	write := func() error {
-		if tc.broken.Load() {
-			return errOutage
-		}
-		tc.writes.Add(1)
-		return nil
-	}
-	return interceptor.NewClient(c, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if err := read(); err != nil {
-				return err
-			}
-			return c.Get(ctx, key, obj, opts...)
-		},
-		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
-			if err := read(); err != nil {
-				return err
-			}
-			return c.List(ctx, list, opts...)
-		},
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			if err := write(); err != nil {
-				return err
-			}
-			return c.Create(ctx, obj, opts...)
-		},
-		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			if err := write(); err != nil {
-				return err
-			}
-			return c.Update(ctx, obj, opts...)
-		},
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			if err := write(); err != nil {
-				return err
-			}
-			return c.Patch(ctx, obj, patch, opts...)
-		},
-		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-			if err := write(); err != nil {
-				return err
-			}
-			return c.Apply(ctx, obj, opts...)
-		},
-		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			if err := write(); err != nil {
-				return err
-			}
-			return c.Delete(ctx, obj, opts...)
-		},
-		DeleteAllOf: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteAllOfOption) error {
-			if err := write(); err != nil {
-				return err
-			}
-			return c.DeleteAllOf(ctx, obj, opts...)
-		},
-		Watch: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) (watch.Interface, error) {
-			if err := read(); err != nil {
-				return nil, err
-			}
-			return c.Watch(ctx, list, opts...)
-		},
-	})
+	return testenv.Breakable(c, tc.broken.Load, func() { tc.writes.Add(1) })
 }
 
 // TestConformance runs the shared suite; every predicate kind it publishes is
