@@ -42,7 +42,6 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-
 // breakable returns a client of the test API server that fails every call
 // while broken is true.
 func breakable(t *testing.T, broken *atomic.Bool) client.Client {

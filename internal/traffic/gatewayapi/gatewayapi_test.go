@@ -98,7 +98,6 @@ func newRouter(t *testing.T, tc *testClient, parents ...gatewayv1.ParentReferenc
 	return r
 }
 
-
 func (tc *testClient) wrap(c client.WithWatch) client.WithWatch {
 	return testenv.Breakable(c, tc.broken.Load, func() { tc.writes.Add(1) })
 }
