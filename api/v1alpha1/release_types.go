@@ -49,6 +49,12 @@ type ReleaseSpec struct {
 	// Provider overrides the controller's default traffic provider for this Release.
 	// +optional
 	Provider Provider `json:"provider,omitempty"`
+	// GatewayParents overrides, for the gatewayapi provider, the controller's
+	// --gateway-api-parent: the Gateways the HTTPRoute attaches to, each
+	// "namespace/name" or "namespace/name/sectionName".
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	GatewayParents []string `json:"gatewayParents,omitempty"`
 	// Auto, when set, lets fledge move the canary weight by itself; CanaryWeight
 	// is then ignored.
 	// +optional

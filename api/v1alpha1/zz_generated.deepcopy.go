@@ -198,6 +198,11 @@ func (in *ReleaseSpec) DeepCopyInto(out *ReleaseSpec) {
 		*out = make([]Predicate, len(*in))
 		copy(*out, *in)
 	}
+	if in.GatewayParents != nil {
+		in, out := &in.GatewayParents, &out.GatewayParents
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Auto != nil {
 		in, out := &in.Auto, &out.Auto
 		*out = new(AutoPolicy)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -144,6 +145,13 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 		if !canary {
 			stables = append(stables, svc.Name)
 			spec.Stable = ref
+			if v, ok := svc.Annotations[GatewayParents]; ok {
+				parents, err := parseParents(v)
+				if err != nil {
+					problems = append(problems, Problem{Service: svc.Name, Annotation: GatewayParents, Value: v, Err: err})
+				}
+				spec.GatewayParents = parents
+			}
 			if v, ok := svc.Annotations[Provider]; ok {
 				switch p := fledgev1.Provider(v); p {
 				case fledgev1.ProviderEmbedded, fledgev1.ProviderAPISIX, fledgev1.ProviderGatewayAPI:
@@ -197,6 +205,29 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 		return fledgev1.ReleaseSpec{}, problems
 	}
 	return spec, nil
+}
+
+// parseParents splits comma-separated namespace/name[/sectionName] Gateway
+// references and checks their names.
+func parseParents(s string) ([]string, error) {
+	var out []string
+	for _, ref := range strings.Split(s, ",") {
+		ref = strings.TrimSpace(ref)
+		parts := strings.Split(ref, "/")
+		if len(parts) < 2 || len(parts) > 3 {
+			return nil, fmt.Errorf("%w: %q: want namespace/name or namespace/name/sectionName", ErrInvalidValue, ref)
+		}
+		if errs := validation.IsDNS1123Label(parts[0]); len(errs) > 0 {
+			return nil, fmt.Errorf("%w: %q: namespace: %s", ErrInvalidValue, ref, errs[0])
+		}
+		for _, p := range parts[1:] {
+			if errs := validation.IsDNS1123Subdomain(p); len(errs) > 0 {
+				return nil, fmt.Errorf("%w: %q: %s", ErrInvalidValue, ref, errs[0])
+			}
+		}
+		out = append(out, ref)
+	}
+	return out, nil
 }
 
 func cmpString(a, b string) int {

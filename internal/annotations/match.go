@@ -19,6 +19,10 @@ const (
 	// Provider, on the stable Service, overrides the controller's default
 	// traffic provider for the application: embedded, apisix or gatewayapi.
 	Provider = "fledge.dev/provider"
+	// GatewayParents, on the stable Service, overrides the controller's
+	// --gateway-api-parent for the application: comma-separated
+	// namespace/name[/sectionName] Gateway references.
+	GatewayParents = "fledge.dev/gateway-api-parent"
 )
 
 // ErrInvalidMatch is wrapped by every ParseMatch error.

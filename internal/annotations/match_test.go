@@ -68,3 +68,21 @@ func TestTranslateMatchAndProvider(t *testing.T) {
 		t.Errorf("problems = %q, want %q", keys, want)
 	}
 }
+
+func TestTranslateGatewayParents(t *testing.T) {
+	for in, want := range map[string][]string{
+		"infra/public":                {"infra/public"},
+		"infra/public/https, edge/gw": {"infra/public/https", "edge/gw"},
+	} {
+		spec, problems := Translate("app", []corev1.Service{svc("v1", map[string]string{PublishedService: "app", GatewayParents: in}, 80)})
+		if len(problems) > 0 || !slices.Equal(spec.GatewayParents, want) {
+			t.Errorf("%q: parents %q, problems %v; want %q", in, spec.GatewayParents, problems, want)
+		}
+	}
+	for _, bad := range []string{"public", "infra/", "Infra/public", "a/b/c/d", "infra/public,"} {
+		_, problems := Translate("app", []corev1.Service{svc("v1", map[string]string{PublishedService: "app", GatewayParents: bad}, 80)})
+		if len(problems) != 1 || problems[0].Annotation != GatewayParents {
+			t.Errorf("%q: problems %v, want one on %s", bad, problems, GatewayParents)
+		}
+	}
+}

@@ -38,7 +38,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var err error
-	env, err = testenv.Start(ctx, testenv.Options{})
+	env, err = testenv.Start(ctx, testenv.Options{GatewayAPI: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting control plane:", err)
 		return 1

@@ -19,6 +19,8 @@ import (
 	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/traffic"
 	"github.com/fledge-dev/fledge/internal/traffic/embedded"
+	"github.com/fledge-dev/fledge/internal/traffic/gatewayapi"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Options configure the controller process.
@@ -118,6 +120,17 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		MetricSources:       sources,
 		DefaultMetricSource: opts.DefaultMetricSource,
 		AnalysisInterval:    opts.AnalysisInterval,
+	}
+	rec.GatewayAPIRouter = func(parents []string) (traffic.Router, error) {
+		refs := make([]gatewayv1.ParentReference, len(parents))
+		for i, p := range parents {
+			if refs[i], err = gatewayapi.ParseParentRef(p); err != nil {
+				// plan holds the traffic of such a Release (spec.gatewayParents
+				// is invalid): it is only observed, or removed on deletion.
+				return gatewayapi.NewRemover(mgr.GetClient()), nil
+			}
+		}
+		return gatewayapi.New(mgr.GetClient(), gatewayapi.Config{ParentRefs: refs})
 	}
 	if opts.SkipNameValidation {
 		rec.skipNameValidation = true

@@ -8,6 +8,7 @@ import (
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/traffic"
+	"github.com/fledge-dev/fledge/internal/traffic/gatewayapi"
 )
 
 // decision is what the controller should make the provider serve for a Release.
@@ -43,6 +44,11 @@ func plan(rel *fledgev1.Release, services map[string]*corev1.Service) decision {
 	for i, p := range spec.Match {
 		if err := validatePredicate(p); err != nil {
 			problems = append(problems, fmt.Sprintf("spec.match[%d]: %v", i, err))
+		}
+	}
+	for i, ref := range spec.GatewayParents {
+		if _, err := gatewayapi.ParseParentRef(ref); err != nil {
+			problems = append(problems, fmt.Sprintf("spec.gatewayParents[%d]: %v", i, err))
 		}
 	}
 	if len(spec.Match) > 0 && spec.Canary == nil {

@@ -7,13 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/traffic"
 	"github.com/fledge-dev/fledge/internal/traffic/apisix"
 	"github.com/fledge-dev/fledge/internal/traffic/apisix/apisixtest"
+	"github.com/fledge-dev/fledge/internal/traffic/gatewayapi"
 )
 
 // TestAPISIXProviderThroughTheController: a Release with provider apisix is
@@ -74,6 +77,56 @@ func TestAPISIXProviderThroughTheController(t *testing.T) {
 	eventually(t, "APISIX objects removed", func() string {
 		if objs := srv.Objects(); len(objs) > 0 {
 			return fmt.Sprintf("left behind: %s", strings.Join(objs, ", "))
+		}
+		return ""
+	})
+}
+
+// TestGatewayAPIProviderThroughTheController: a Release with provider
+// gatewayapi and its own parent Gateway gets an HTTPRoute (written with the
+// controller's RBAC, accepted by the real Gateway API CRDs), and deleting the
+// Release removes it.
+func TestGatewayAPIProviderThroughTheController(t *testing.T) {
+	ns := env.Namespace(t, "gwapi")
+	create(t, service(ns, "v1", nil, 9011), service(ns, "v2", nil, 9011))
+	rel := &fledgev1.Release{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app}, Spec: fledgev1.ReleaseSpec{
+		Provider: fledgev1.ProviderGatewayAPI, GatewayParents: []string{"infra/public/http"},
+		Stable: &fledgev1.ServiceRef{Name: "v1"}, Canary: &fledgev1.ServiceRef{Name: "v2"}, CanaryWeight: 30,
+		Match: []fledgev1.Predicate{{Type: fledgev1.PredicateCookie, Name: "beta", Value: "yes"}}}}
+	create(t, rel)
+	wantStatus(t, ns, fledgev1.PhaseCanary, 30, 30)
+
+	route := &unstructured.Unstructured{}
+	route.SetGroupVersionKind(gatewayapi.GroupVersionKind)
+	if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: app}, route); err != nil {
+		t.Fatal(err)
+	}
+	parents, _, _ := unstructured.NestedSlice(route.Object, "spec", "parentRefs")
+	if len(parents) != 1 || parents[0].(map[string]any)["name"] != "public" || parents[0].(map[string]any)["namespace"] != "infra" ||
+		parents[0].(map[string]any)["sectionName"] != "http" {
+		t.Errorf("parentRefs = %v, want infra/public/http", parents)
+	}
+	hosts, _, _ := unstructured.NestedStringSlice(route.Object, "spec", "hostnames")
+	if len(hosts) != 1 || hosts[0] != app {
+		t.Errorf("hostnames = %v", hosts)
+	}
+
+	// A bad parent in the spec is refused and changes nothing.
+	patch := client.MergeFrom(rel.DeepCopy())
+	rel.Spec.GatewayParents = []string{"public"}
+	rel.Spec.CanaryWeight = 60
+	if err := env.Client.Patch(t.Context(), rel, patch); err != nil {
+		t.Fatal(err)
+	}
+	condition(t, ns, fledgev1.ConditionAccepted, metav1.ConditionFalse, "spec.gatewayParents[0]")
+	wantStatus(t, ns, fledgev1.PhaseCanary, 30, 30)
+
+	if err := env.Client.Delete(t.Context(), rel); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "HTTPRoute removed", func() string {
+		if err := env.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: app}, route); !apierrors.IsNotFound(err) {
+			return fmt.Sprintf("HTTPRoute still there (err %v)", err)
 		}
 		return ""
 	})

@@ -63,6 +63,10 @@ type ReleaseReconciler struct {
 	// Routers by provider; DefaultProvider is used when a Release names none.
 	Routers         map[fledgev1.Provider]traffic.Router
 	DefaultProvider fledgev1.Provider
+	// GatewayAPIRouter returns a gatewayapi provider attaching HTTPRoutes to
+	// the given Gateways (namespace/name[/sectionName]), for Releases that
+	// override the controller's parents.
+	GatewayAPIRouter func(parents []string) (traffic.Router, error)
 	// MetricSources by name; DefaultMetricSource is used when a policy names none.
 	MetricSources       map[fledgev1.MetricSource]metricsource.Source
 	DefaultMetricSource fledgev1.MetricSource
@@ -215,7 +219,7 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if provider == "" {
 		provider = r.DefaultProvider
 	}
-	router, routerErr := r.router(provider)
+	router, routerErr := r.routerFor(rel, provider)
 	var observed *traffic.Route
 	if routerErr == nil && !d.hold {
 		if d.route != nil {
@@ -265,7 +269,12 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	return reconcile.Result{}, nil
 }
 
-func (r *ReleaseReconciler) router(p fledgev1.Provider) (traffic.Router, error) {
+// routerFor returns the provider of a Release: the enabled one, or for
+// gatewayapi with spec.gatewayParents, one attaching to those Gateways.
+func (r *ReleaseReconciler) routerFor(rel *fledgev1.Release, p fledgev1.Provider) (traffic.Router, error) {
+	if p == fledgev1.ProviderGatewayAPI && len(rel.Spec.GatewayParents) > 0 && r.GatewayAPIRouter != nil {
+		return r.GatewayAPIRouter(rel.Spec.GatewayParents)
+	}
 	router, ok := r.Routers[p]
 	if !ok {
 		return nil, fmt.Errorf("provider %q is not enabled in this controller", p)
@@ -310,7 +319,7 @@ func (r *ReleaseReconciler) finalize(ctx context.Context, rel *fledgev1.Release)
 	if provider == "" {
 		provider = r.DefaultProvider
 	}
-	router, err := r.router(provider)
+	router, err := r.routerFor(rel, provider)
 	if err != nil {
 		return err
 	}

@@ -162,13 +162,20 @@ type Router struct {
 
 var _ traffic.Router = (*Router)(nil)
 
+var errNoParent = errors.New("no parent reference (which Gateway should the HTTPRoutes attach to?)")
+
+// NewRemover returns a Router that knows no parent Gateway: it observes and
+// removes HTTPRoutes, and its Ensure fails. The controller uses it for an
+// application whose Gateway references are invalid, whose traffic it holds.
+func NewRemover(c client.Client) *Router { return &Router{c: c} }
+
 // New returns a Router that reads and writes HTTPRoutes through c. The client
 // needs no scheme for Gateway API types (objects are handled unstructured)
 // and should read from the API server, not a cache. It needs get, create,
 // update and delete on httproutes.gateway.networking.k8s.io.
 func New(c client.Client, cfg Config) (*Router, error) {
 	if len(cfg.ParentRefs) == 0 {
-		return nil, errors.New("gateway api router: no parent reference (which Gateway should the HTTPRoutes attach to?)")
+		return nil, fmt.Errorf("gateway api router: %w", errNoParent)
 	}
 	g := &Router{c: c}
 	for i, ref := range cfg.ParentRefs {
@@ -297,6 +304,9 @@ func owned(u *unstructured.Unstructured) bool {
 // Ensure creates the application's HTTPRoute or updates the fields fledge
 // manages in it. It writes nothing when they already say r.
 func (g *Router) Ensure(ctx context.Context, r traffic.Route) error {
+	if len(g.parentRefs) == 0 {
+		return fmt.Errorf("httproute %s: %w", r.Key, errNoParent)
+	}
 	w, err := g.want(r)
 	if err != nil {
 		return fmt.Errorf("httproute %s: %w", r.Key, err)

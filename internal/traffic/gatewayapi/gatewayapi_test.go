@@ -603,3 +603,26 @@ func TestConcurrentEnsureOfOneApp(t *testing.T) {
 		t.Errorf("Observe after the race = %+v; want exactly one of the routes ensured", got)
 	}
 }
+
+func TestRemoverObservesAndRemovesButNeverEnsures(t *testing.T) {
+	tc := new(testClient)
+	r := newRouter(t, tc)
+	ns := env.Namespace(t, "remover")
+	route := traffic.Route{Key: traffic.Key{Namespace: ns, App: "app"}, Host: "app", Stable: traffic.Backend{Service: "v1", Port: 80}}
+	if err := r.Ensure(t.Context(), route); err != nil {
+		t.Fatal(err)
+	}
+	rm := gatewayapi.NewRemover(kube)
+	if err := rm.Ensure(t.Context(), route); err == nil {
+		t.Error("a remover's Ensure succeeded")
+	}
+	if got, err := rm.Observe(t.Context(), route.Key); err != nil || got.Stable != route.Stable {
+		t.Errorf("Observe = %+v, %v", got, err)
+	}
+	if err := rm.Remove(t.Context(), route.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rm.Observe(t.Context(), route.Key); !errors.Is(err, traffic.ErrNotFound) {
+		t.Errorf("after Remove, Observe = %v, want ErrNotFound", err)
+	}
+}
