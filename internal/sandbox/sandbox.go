@@ -161,6 +161,17 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 // StartController starts the controller in-process, as the fledge-controller
 // ServiceAccount, with leader election on.
 func (s *Sandbox) StartController() {
+	s.stopController, s.controllerDone = s.startController()
+}
+
+// StartStandbyController starts one more controller replica: it waits for
+// the leader-election Lease. stop ends it and waits until it has.
+func (s *Sandbox) StartStandbyController() (stop func()) {
+	cancel, done := s.startController()
+	return func() { cancel(); <-done }
+}
+
+func (s *Sandbox) startController() (context.CancelFunc, chan struct{}) {
 	copts := s.opts.Controller
 	if copts.MetricsAddr == "" {
 		copts.MetricsAddr = "0"
@@ -181,11 +192,18 @@ func (s *Sandbox) StartController() {
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	done := make(chan struct{})
-	s.stopController, s.controllerDone = cancel, done
 	s.run("controller", func() error {
 		defer close(done)
 		return controller.Run(logr.NewContext(ctx, s.opts.Logger.WithName("controller")), s.serviceAccount("fledge-controller"), copts)
 	})
+	return cancel, done
+}
+
+// StopController stops the controller started by StartController and waits
+// until it has ended (it releases its Lease).
+func (s *Sandbox) StopController() {
+	s.stopController()
+	<-s.controllerDone
 }
 
 // gatewayTargets lists the /metrics URLs of the sandbox's gateways.
@@ -204,8 +222,7 @@ func (g gatewayTargets) URLs(context.Context) ([]string, error) {
 // RestartController stops the controller, waits until it has ended, and
 // starts a new one.
 func (s *Sandbox) RestartController() {
-	s.stopController()
-	<-s.controllerDone
+	s.StopController()
 	s.StartController()
 }
 

@@ -79,3 +79,20 @@ func TestChangePropagation(t *testing.T) {
 	}
 	t.Logf("annotation change to served by %d gateways (including kubectl's own run): worst %v", len(sb.Gateways), worst)
 }
+
+// TestLeaderElectionHandover: two controller replicas; only the leader acts,
+// and when it stops (a rolling update) the standby takes over.
+func TestLeaderElectionHandover(t *testing.T) {
+	stopStandby := sb.StartStandbyController()
+	a := canaryAt10(t, "leader")
+	sb.StopController()
+	t.Cleanup(func() {
+		stopStandby()
+		sb.StartController()
+	})
+	start := time.Now()
+	a.kubectl(t, "annotate", "service", "v2", percentage+"=30", "--overwrite")
+	a.served(t, "v1", "v2", 30)
+	t.Logf("the standby applied a change %v after the leader stopped", time.Since(start).Round(time.Millisecond))
+	a.wantCounts(t, nil, map[string]int{"v1": 70, "v2": 30})
+}
