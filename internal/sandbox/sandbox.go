@@ -60,6 +60,9 @@ type Options struct {
 	Controller controller.Options
 	// GatewayReplicas is the number of gateways to start (default 1).
 	GatewayReplicas int
+	// Prometheus starts Debian's prometheus scraping the gateways, and gives
+	// the controller the prometheus metric source besides the builtin one.
+	Prometheus bool
 }
 
 // Gateway is one running gateway replica.
@@ -83,6 +86,9 @@ type Sandbox struct {
 	Gateways []Gateway
 
 	gwMu           sync.Mutex
+	promAddr       string
+	promDir        string
+	stopPrometheus func()
 	runCtx         context.Context
 	stopController context.CancelFunc
 	controllerDone chan struct{}
@@ -146,6 +152,11 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel, s.runCtx = cancel, runCtx
+	if opts.Prometheus {
+		if s.promAddr = freeAddr(); s.promAddr == "" {
+			return nil, errors.New("no free loopback port for prometheus")
+		}
+	}
 	s.StartController()
 	replicas := max(opts.GatewayReplicas, 1)
 	for range replicas {
@@ -154,6 +165,11 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		}
 	}
 	s.GatewayURL, s.GatewayAdminURL = s.Gateways[0].URL, s.Gateways[0].AdminURL
+	if opts.Prometheus {
+		if err := s.startPrometheus(ctx, s.promAddr); err != nil {
+			return nil, err
+		}
+	}
 	s.progress("control plane at %s, gateway at %s", s.CP.Config.Host, s.GatewayURL)
 	return s, nil
 }
@@ -185,8 +201,17 @@ func (s *Sandbox) startController() (context.CancelFunc, chan struct{}) {
 	if copts.MetricSources == nil {
 		// The builtin source scrapes the sandbox's gateways, whichever run.
 		builtin := metricsource.NewBuiltin(gatewayTargets{s}, metricsource.BuiltinOptions{})
+		promURL := s.promAddr
 		copts.MetricSources = func(client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error) {
-			return map[fledgev1.MetricSource]metricsource.Source{fledgev1.MetricSourceBuiltin: builtin}, nil
+			sources := map[fledgev1.MetricSource]metricsource.Source{fledgev1.MetricSourceBuiltin: builtin}
+			if promURL != "" {
+				prom, err := metricsource.NewPrometheus(metricsource.PrometheusOptions{URL: "http://" + promURL})
+				if err != nil {
+					return nil, err
+				}
+				sources[fledgev1.MetricSourcePrometheus] = prom
+			}
+			return sources, nil
 		}
 		copts.DefaultMetricSource = fledgev1.MetricSourceBuiltin
 	}
@@ -287,6 +312,12 @@ func (s *Sandbox) Close() error {
 		if s.cancel != nil {
 			s.cancel()
 			s.wg.Wait()
+		}
+		if s.stopPrometheus != nil {
+			s.stopPrometheus()
+		}
+		if s.promDir != "" {
+			_ = os.RemoveAll(s.promDir)
 		}
 		if s.Net != nil {
 			errs = append(errs, s.Net.Close())

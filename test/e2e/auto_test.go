@@ -167,3 +167,17 @@ func TestAutoAbortReturnsToZeroAtOnce(t *testing.T) {
 }
 
 var _ = fmt.Sprintf
+
+// TestAutoWithPrometheus: the same bad canary, judged on counts read from a
+// real Prometheus (Debian's package) scraping both gateways every second.
+func TestAutoWithPrometheus(t *testing.T) {
+	a, load := autoApp(t, "auto-prom", "v2bad", "steps=10,50; source=prometheus")
+	rel := a.waitAuto(t, 60*time.Second, "rollback", func(s *fledgev1.AutoStatus) bool { return s.Result != "" })
+	if rel.Status.Auto.Result != fledgev1.AutoRolledBack {
+		t.Fatalf("result = %s, want RolledBack; evidence: %s", rel.Status.Auto.Result, rel.Status.Auto.Evidence)
+	}
+	first, _ := load.FirstAnswer("v2")
+	t.Logf("rolled back %v after the canary's first answer, on Prometheus' counts: %s",
+		rel.Status.Auto.ConcludedAt.Sub(first).Round(time.Millisecond), rel.Status.Auto.Evidence)
+	a.served(t, "v1", "v2", 0)
+}

@@ -48,7 +48,7 @@ func run(m *testing.M) int {
 	logger := testLogger()
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
-	sb, err = sandbox.Start(ctx, sandbox.Options{Binary: bin, NetPrefix: "fle2e", Progress: os.Stderr, Logger: logger, GatewayReplicas: 2})
+	sb, err = sandbox.Start(ctx, sandbox.Options{Binary: bin, NetPrefix: "fle2e", Progress: os.Stderr, Logger: logger, GatewayReplicas: 2, Prometheus: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the sandbox:", err)
 		return 1
