@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,6 +196,15 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil
 	case managed:
 		spec, problems := annotations.Translate(req.Name, published)
+		if !exists && slices.ContainsFunc(problems, func(p annotations.Problem) bool { return errors.Is(p, annotations.ErrInvalidAppName) }) {
+			// No Release can carry this name: say so on the Services only.
+			for _, p := range problems {
+				if svc, ok := services[p.Service]; ok {
+					r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonInvalidAnnotation, "Validate", "%s; nothing was published", p.Error())
+				}
+			}
+			return reconcile.Result{}, nil
+		}
 		inputProblems = problems
 		if err := r.syncSpec(ctx, rel, exists, spec, len(problems) == 0); err != nil {
 			return reconcile.Result{}, err

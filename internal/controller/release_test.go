@@ -439,3 +439,13 @@ func TestRoutingIsHealed(t *testing.T) {
 }
 
 var _ = context.Background
+
+func TestInvalidApplicationNameIsAWarning(t *testing.T) {
+	ns := env.Namespace(t, "badname")
+	create(t, service(ns, "v1", map[string]string{annotations.PublishedService: "Error_Page"}, 9011))
+	warning(t, ns, "Service", "v1", annotations.PublishedService, "Error_Page", "nothing was published")
+	var list fledgev1.ReleaseList
+	if err := env.Client.List(t.Context(), &list, client.InNamespace(ns)); err != nil || len(list.Items) != 0 {
+		t.Errorf("releases = %d (err %v), want none", len(list.Items), err)
+	}
+}
