@@ -112,7 +112,12 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 		stables  []string
 		canaries []string
 	)
-	if errs := validation.IsDNS1123Subdomain(app); len(errs) > 0 {
+	errs := validation.IsDNS1123Subdomain(app)
+	if len(app) > validation.LabelValueMaxLength {
+		// fledge labels the objects it writes with the application's name.
+		errs = append(errs, fmt.Sprintf("must be no more than %d characters", validation.LabelValueMaxLength))
+	}
+	if len(errs) > 0 {
 		for i := range services {
 			if App(&services[i]) == app {
 				problems = append(problems, Problem{Service: services[i].Name, Annotation: PublishedService, Value: app,

@@ -2,6 +2,7 @@ package annotations
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -151,4 +152,12 @@ func equalRef(a, b *fledgev1.ServiceRef) bool {
 		return a == b
 	}
 	return *a == *b
+}
+
+func TestTranslateLongAppName(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	_, problems := Translate(long, []corev1.Service{svc("v1", map[string]string{PublishedService: long}, 1)})
+	if len(problems) != 1 || !errors.Is(problems[0], ErrInvalidAppName) {
+		t.Fatalf("problems = %v, want one ErrInvalidAppName", problems)
+	}
 }
