@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"maps"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/localcp"
 )
 
 // TestEveryGatewayReplicaServes: each replica reads the routing from the API
@@ -95,4 +98,28 @@ func TestLeaderElectionHandover(t *testing.T) {
 	a.served(t, "v1", "v2", 30)
 	t.Logf("the standby applied a change %v after the leader stopped", time.Since(start).Round(time.Millisecond))
 	a.wantCounts(t, nil, map[string]int{"v1": 70, "v2": 30})
+}
+
+// TestDeployManifestsAreValid: what users apply (kubectl apply -k deploy/, and
+// the examples) is accepted by the API server (server-side dry run: schema,
+// defaulting, RBAC references).
+func TestDeployManifestsAreValid(t *testing.T) {
+	root, err := localcp.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"apply", "--dry-run=server", "-k", filepath.Join(root, "deploy")},
+		{"apply", "--dry-run=server", "-n", "default", "-f", filepath.Join(root, "deploy", "examples", "error-page")},
+	} {
+		out, err := sb.Kubectl(t.Context(), args...)
+		if err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+		for _, want := range []string{"deployment.apps/", "service/"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("kubectl %v printed no %s:\n%s", args, want, out)
+			}
+		}
+	}
 }
