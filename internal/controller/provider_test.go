@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/annotations"
 	"github.com/fledge-dev/fledge/internal/traffic"
 	"github.com/fledge-dev/fledge/internal/traffic/apisix"
 	"github.com/fledge-dev/fledge/internal/traffic/apisix/apisixtest"
@@ -130,4 +131,29 @@ func TestGatewayAPIProviderThroughTheController(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestSwitchingProviderRemovesTheOldRouting: moving an application from the
+// embedded gateway to APISIX leaves no TrafficRoute behind.
+func TestSwitchingProviderRemovesTheOldRouting(t *testing.T) {
+	srv := apisixtest.New(t, apisixKey)
+	var h http.Handler = srv
+	apisixAdmin.Store(&h)
+	t.Cleanup(func() { apisixAdmin.Store(nil) })
+
+	ns := env.Namespace(t, "switch")
+	create(t, service(ns, "v1", map[string]string{annotations.PublishedService: app}, 9011))
+	wantRoute(t, ns, "v1", "", 0)
+	annotate(t, ns, "v1", annotations.Provider, "apisix")
+	wantNoRoute(t, ns)
+	eventually(t, "APISIX route", func() string {
+		if len(srv.Objects()) == 0 {
+			return "nothing in APISIX"
+		}
+		return ""
+	})
+	rel, err := release(t, ns)
+	if err != nil || rel.Status.Provider != fledgev1.ProviderAPISIX {
+		t.Errorf("release provider = %q (err %v), want apisix", rel.Status.Provider, err)
+	}
 }

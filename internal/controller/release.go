@@ -238,6 +238,14 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 			routerErr = router.Remove(ctx, traffic.Key{Namespace: rel.Namespace, App: rel.Name})
 		}
 	}
+	if prev := rel.Status.Provider; routerErr == nil && !d.hold && prev != "" && prev != provider {
+		// The application moved to another provider: the old one serves it no more.
+		if old, err := r.routerFor(rel, prev); err == nil {
+			if err := old.Remove(ctx, traffic.Key{Namespace: rel.Namespace, App: rel.Name}); err != nil {
+				routerErr = fmt.Errorf("removing the routing from the previous provider %s: %w", prev, err)
+			}
+		}
+	}
 	if routerErr == nil {
 		got, err := router.Observe(ctx, traffic.Key{Namespace: rel.Namespace, App: rel.Name})
 		switch {
