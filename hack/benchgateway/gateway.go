@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/gateway"
+)
+
+// benchNamespace is the namespace of the objects the gateway's table is built
+// from.
+const benchNamespace = "bench"
+
+// runGateway is "benchgateway gateway": fledge's gateway serving one route
+// (Host routeHost) split between the stable and canary addresses, on the
+// listeners inherited as file descriptors 3 (proxy) and 4 (admin), until
+// SIGTERM or SIGINT.
+func runGateway(args []string) error {
+	fs := flag.NewFlagSet("benchgateway gateway", flag.ContinueOnError)
+	stable := fs.String("stable", "", "address:port of the stable (v1) pod")
+	canary := fs.String("canary", "", "address:port of the canary (v2) pod")
+	weight := fs.Int("weight", 10, "canary weight, percent")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	stableAddr, err := netip.ParseAddrPort(*stable)
+	if err != nil {
+		return fmt.Errorf("-stable: %w", err)
+	}
+	canaryAddr, err := netip.ParseAddrPort(*canary)
+	if err != nil {
+		return fmt.Errorf("-canary: %w", err)
+	}
+	var lns [2]net.Listener
+	for i := range lns {
+		f := os.NewFile(uintptr(3+i), fmt.Sprintf("listener-%d", i))
+		if f == nil {
+			return errors.New("expects its two listeners as file descriptors 3 and 4")
+		}
+		if lns[i], err = net.FileListener(f); err != nil {
+			return fmt.Errorf("listener on fd %d: %w", 3+i, err)
+		}
+		f.Close()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx = logr.NewContext(ctx, logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil)))
+	g := gateway.New(gateway.Options{})
+	t := g.Update(ctx, routeObjects(stableAddr, canaryAddr, int32(*weight)))
+	if p := t.Problems(); len(p) > 0 {
+		return fmt.Errorf("routing table has problems: %v", p)
+	}
+	return g.Serve(ctx, lns[0], lns[1])
+}
+
+// routeObjects are what the controller and Kubernetes would hold for the
+// route: a TrafficRoute for routeHost splitting between the Services
+// error-page-v1 and error-page-v2 (port 80 "http", target port of the pod),
+// and one EndpointSlice per Service with the pod's address.
+func routeObjects(stable, canary netip.AddrPort, weight int32) gateway.Objects {
+	objs := gateway.Objects{
+		TrafficRoutes: []*fledgev1.TrafficRoute{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "error-page"},
+			Spec: fledgev1.TrafficRouteSpec{
+				Host:         routeHost,
+				Stable:       fledgev1.BackendRef{Service: "error-page-v1", Port: 80},
+				Canary:       &fledgev1.BackendRef{Service: "error-page-v2", Port: 80},
+				CanaryWeight: weight,
+			},
+		}},
+	}
+	for _, b := range []struct {
+		service string
+		addr    netip.AddrPort
+	}{{"error-page-v1", stable}, {"error-page-v2", canary}} {
+		objs.Services = append(objs.Services, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: b.service},
+			Spec: corev1.ServiceSpec{
+				Type: corev1.ServiceTypeClusterIP,
+				Ports: []corev1.ServicePort{{
+					Name: "http", Port: 80, Protocol: corev1.ProtocolTCP,
+					TargetPort: intstr.FromInt32(int32(b.addr.Port())),
+				}},
+			},
+		})
+		objs.EndpointSlices = append(objs.EndpointSlices, &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: benchNamespace, Name: b.service + "-1",
+				Labels: map[string]string{discoveryv1.LabelServiceName: b.service},
+			},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports: []discoveryv1.EndpointPort{{
+				Name: ptr.To("http"), Port: ptr.To(int32(b.addr.Port())), Protocol: ptr.To(corev1.ProtocolTCP),
+			}},
+			Endpoints: []discoveryv1.Endpoint{{
+				Addresses:  []string{b.addr.Addr().String()},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			}},
+		})
+	}
+	return objs
+}
