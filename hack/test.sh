@@ -4,10 +4,8 @@
 # e2e "pods" are network namespaces). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash hack/setup.sh
-export PATH="/usr/local/go/bin:$PATH"
-KUBEBUILDER_ASSETS=$(bash hack/controlplane.sh)
-export KUBEBUILDER_ASSETS
+source hack/setup.sh
+prepare_controlplane
 
 echo "== go vet" >&2
 go vet ./...
