@@ -51,6 +51,14 @@ type Options struct {
 	// SkipNameValidation lets one process run the controller more than once
 	// (tests that restart it in-process).
 	SkipNameValidation bool
+	// QPS and Burst limit the controller's requests to the API server
+	// (client-go's token bucket, one per kind of object). When both are 0 the
+	// configuration's own are kept; when it has none either, there is no
+	// client-side limit (see Run).
+	QPS   float32
+	Burst int
+	// Workers is how many Releases are reconciled at once (default 1).
+	Workers int
 }
 
 // Scheme returns the scheme with the kinds the controller reads and writes.
@@ -86,7 +94,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.Namespace != "" {
 		mgrOpts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{opts.Namespace: {}}}
 	}
-	mgr, err := ctrl.NewManager(cfg, mgrOpts)
+	// The controller never reads managedFields; they are most of a cached
+	// Service's size.
+	mgrOpts.Cache.DefaultTransform = cache.TransformStripManagedFields()
+	mgr, err := ctrl.NewManager(withLimits(cfg, opts.QPS, opts.Burst), mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating controller manager: %w", err)
 	}
@@ -120,6 +131,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		MetricSources:       sources,
 		DefaultMetricSource: opts.DefaultMetricSource,
 		AnalysisInterval:    opts.AnalysisInterval,
+		Workers:             opts.Workers,
 	}
 	rec.GatewayAPIRouter = func(parents []string) (traffic.Router, error) {
 		refs := make([]gatewayv1.ParentReference, len(parents))
@@ -145,6 +157,23 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// withLimits returns a copy of cfg with the client-side limits of Options.
+func withLimits(cfg *rest.Config, qps float32, burst int) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	switch {
+	case qps != 0 || burst != 0:
+		cfg.QPS, cfg.Burst = qps, burst
+	case cfg.QPS == 0 && cfg.Burst == 0:
+		// Unset (clientcmd and rest.InClusterConfig leave it so), client-go
+		// would allow 5 requests a second per kind, about 2 applications
+		// verified a second (docs/scale.md). As controller-runtime's
+		// ctrl.GetConfig: no client-side limit; the API server's Priority and
+		// Fairness protects it, and each worker has one request in flight.
+		cfg.QPS = -1
+	}
+	return cfg
 }
 
 func ptr[T any](v T) *T { return &v }

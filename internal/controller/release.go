@@ -75,6 +75,8 @@ type ReleaseReconciler struct {
 	AnalysisInterval time.Duration
 	// Clock returns the time; time.Now when nil.
 	Clock func() time.Time
+	// Workers is how many Releases are reconciled at once (default 1).
+	Workers int
 
 	skipNameValidation bool
 }
@@ -82,15 +84,19 @@ type ReleaseReconciler struct {
 // SetupWithManager registers the reconciler: it watches Releases, Services (by
 // their published-service annotation) and TrafficRoutes (to heal changes).
 func (r *ReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := addIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("release").
-		WithOptions(controller.Options{SkipNameValidation: &r.skipNameValidation}).
+		WithOptions(controller.Options{SkipNameValidation: &r.skipNameValidation, MaxConcurrentReconciles: r.Workers}).
 		For(&fledgev1.Release{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{},
 			predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.releasesForService)).
 		Watches(&fledgev1.TrafficRoute{}, handler.EnqueueRequestsFromMapFunc(sameName)).
-		// Providers that copy endpoints (apisix nodes) follow EndpointSlices.
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.releasesForEndpointSlice)).
+		// Providers that copy endpoints (apisix nodes) follow EndpointSlices;
+		// the mapping needs only their labels, so only metadata is cached.
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.releasesForEndpointSlice), builder.OnlyMetadata).
 		Complete(r)
 }
 
@@ -114,16 +120,13 @@ func (r *ReleaseReconciler) releasesForService(ctx context.Context, o client.Obj
 	if app := annotations.App(svc); app != "" {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: svc.Namespace, Name: app}})
 	}
-	var list fledgev1.ReleaseList
-	if err := r.Client.List(ctx, &list, client.InNamespace(svc.Namespace)); err != nil {
+	rels, err := r.releasesNaming(ctx, svc.Namespace, svc.Name)
+	if err != nil {
 		log.FromContext(ctx).Error(err, "listing releases for service", "service", klog.KObj(svc))
 		return reqs
 	}
-	for i := range list.Items {
-		rel := &list.Items[i]
-		if rel.Status.Stable == svc.Name || rel.Status.Canary == svc.Name || refers(rel.Spec.Stable, svc.Name) || refers(rel.Spec.Canary, svc.Name) {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(rel)})
-		}
+	for i := range rels {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&rels[i])})
 	}
 	return reqs
 }
@@ -133,22 +136,20 @@ func (r *ReleaseReconciler) releasesForEndpointSlice(ctx context.Context, o clie
 	if svc == "" {
 		return nil
 	}
-	var list fledgev1.ReleaseList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+	rels, err := r.releasesNaming(ctx, o.GetNamespace(), svc)
+	if err != nil {
 		log.FromContext(ctx).Error(err, "listing releases for endpointslice", "endpointslice", klog.KObj(o))
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range list.Items {
-		rel := &list.Items[i]
+	for i := range rels {
+		rel := &rels[i]
 		if rel.Status.Provider == fledgev1.ProviderAPISIX && (rel.Status.Stable == svc || rel.Status.Canary == svc) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(rel)})
 		}
 	}
 	return reqs
 }
-
-func refers(ref *fledgev1.ServiceRef, name string) bool { return ref != nil && ref.Name == name }
 
 // Reconcile gathers the application's Services and Release, decides its routing
 // (plan), applies it through the provider, reads it back and writes the status
@@ -168,18 +169,15 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, r.finalize(ctx, rel)
 	}
 
-	var svcList corev1.ServiceList
-	if err := r.Client.List(ctx, &svcList, client.InNamespace(req.Namespace)); err != nil {
-		return reconcile.Result{}, fmt.Errorf("listing services in %s: %w", req.Namespace, err)
+	// The Services that publish the application, then (below, once the spec
+	// is synced) those its spec names: by name.
+	published, err := r.publishedServices(ctx, req.Namespace, req.Name)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	services := make(map[string]*corev1.Service, len(svcList.Items))
-	var published []corev1.Service
-	for i := range svcList.Items {
-		s := &svcList.Items[i]
-		services[s.Name] = s
-		if annotations.App(s) == req.Name {
-			published = append(published, *s)
-		}
+	services := make(map[string]*corev1.Service, len(published)+2)
+	for i := range published {
+		services[published[i].Name] = &published[i]
 	}
 
 	// Annotations -> Release spec.
@@ -220,6 +218,10 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		if err := r.Client.Update(ctx, rel); err != nil {
 			return reconcile.Result{}, fmt.Errorf("adding finalizer to release %s: %w", klog.KObj(rel), err)
 		}
+	}
+
+	if err := r.addSpecServices(ctx, rel, services); err != nil {
+		return reconcile.Result{}, err
 	}
 
 	// Decide, act, observe.
