@@ -38,6 +38,7 @@ func runGateway(args []string) error {
 	canary := fs.String("canary", "", "address:port of the canary (v2) pod")
 	weight := fs.Int("weight", 10, "canary weight, percent")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	disableFastPath := fs.Bool("disable-fast-path", false, "gateway.Options.DisableFastPath: proxy every request with httputil.ReverseProxy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,7 +76,7 @@ func runGateway(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx = logr.NewContext(ctx, logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil)))
-	g := gateway.New(gateway.Options{})
+	g := gateway.New(gateway.Options{DisableFastPath: *disableFastPath})
 	t := g.Update(ctx, routeObjects(stableAddr, canaryAddr, int32(*weight)))
 	if p := t.Problems(); len(p) > 0 {
 		return fmt.Errorf("routing table has problems: %v", p)

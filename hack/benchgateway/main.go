@@ -79,7 +79,10 @@ type config struct {
 }
 
 // allVariants are the variants known, in report order.
-var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
+var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "direct"}
+
+// defaultVariants are run without -variants.
+var defaultVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
 
 func main() {
 	if len(os.Args) > 1 {
@@ -132,7 +135,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.threads, "threads", 1, "wrk threads (-t)")
 	fs.IntVar(&cfg.weight, "weight", 10, "canary (v2) weight, percent")
 	fs.StringVar(&cfg.profileDir, "cpuprofile-dir", "", "write a CPU profile of each fledge gateway process (whole run) into this directory")
-	fs.StringVar(&variants, "variants", strings.Join(allVariants, ","), "variants to run, comma-separated, from: "+strings.Join(allVariants, ", "))
+	fs.StringVar(&variants, "variants", strings.Join(defaultVariants, ","), "variants to run, comma-separated, from: "+strings.Join(allVariants, ", "))
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -255,12 +258,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			}
 			defer p.stop()
 			t = target{name: name, url: p.url + requestPath, pid: p.pid()}
-		case "fledge", "fledge GOGC=400":
+		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath":
 			gogc := ""
-			if name == "fledge GOGC=400" {
+			if strings.Contains(name, "GOGC=400") {
 				gogc = "400"
 			}
-			p, err := startGateway(ctx, tmp, stable, canary, cfg.weight, gogc, cfg.profileDir)
+			p, err := startGateway(ctx, tmp, name, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir)
 			if err != nil {
 				return err
 			}

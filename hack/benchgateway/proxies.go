@@ -178,8 +178,9 @@ func startHAProxy(ctx context.Context, dir string, stable, canary netip.AddrPort
 // startGateway runs this binary as "benchgateway gateway" with its proxy and
 // admin listeners handed over as file descriptors 3 and 4, and GOGC=gogc
 // (unset when empty), and waits until it proxies. With profileDir set, the
-// gateway writes its CPU profile there.
-func startGateway(ctx context.Context, dir string, stable, canary netip.AddrPort, weight int, gogc, profileDir string) (*child, error) {
+// gateway writes its CPU profile there. name is the variant's name;
+// disableFastPath sets gateway.Options.DisableFastPath.
+func startGateway(ctx context.Context, dir, name string, stable, canary netip.AddrPort, weight int, gogc string, disableFastPath bool, profileDir string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -204,9 +205,9 @@ func startGateway(ctx context.Context, dir string, stable, canary netip.AddrPort
 		files = append(files, f)
 		addrs = append(addrs, ln.Addr().String())
 	}
-	name := "fledge"
 	cmd := exec.Command(self, "gateway",
-		"-stable", stable.String(), "-canary", canary.String(), "-weight", strconv.Itoa(weight))
+		"-stable", stable.String(), "-canary", canary.String(), "-weight", strconv.Itoa(weight),
+		"-disable-fast-path="+strconv.FormatBool(disableFastPath))
 	cmd.ExtraFiles = files
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GOGC=") {
@@ -215,7 +216,6 @@ func startGateway(ctx context.Context, dir string, stable, canary netip.AddrPort
 	}
 	if gogc != "" {
 		cmd.Env = append(cmd.Env, "GOGC="+gogc)
-		name += " GOGC=" + gogc
 	}
 	if profileDir != "" {
 		if err := os.MkdirAll(profileDir, 0o755); err != nil {

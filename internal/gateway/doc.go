@@ -22,6 +22,30 @@
 // Backends are plain HTTP/1.1. Within a backend, requests go round robin across its
 // endpoints.
 //
+// # Forwarding
+//
+// Plain HTTP/1.x request/response exchanges take a fast path: the gateway's own
+// pool of HTTP/1.1 connections per endpoint address (a mutex per pool, no global
+// lock), the request head written by hand, the response read with
+// http.ReadResponse. Everything else goes through httputil.ReverseProxy and
+// http.Transport: protocol upgrades (WebSocket), CONNECT, Expect, TE, request
+// trailers, chunked request bodies and bodies over 64 KiB (the fast path writes
+// a body completely before reading the response), non-ASCII Hosts and queries
+// that ReverseProxy would rewrite. Both paths forward alike: Host, path and
+// query unchanged; hop-by-hop headers (Connection and the headers it names,
+// Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade) stripped both
+// ways; X-Forwarded-For/Host/Proto set, client-sent ones and Forwarded dropped;
+// no User-Agent added; response bodies streamed, flushed at once when their
+// length is unknown or they are text/event-stream; response trailers passed on.
+// A fast-path connection is reused only after a response read to its end
+// without Connection: close; idle ones close after IdleConnTimeout, at most
+// MaxIdleConnsPerHost per endpoint and MaxIdleConns in total are kept, and a
+// connection idle for over a second is checked before reuse. A replayable
+// request (GET, HEAD, OPTIONS, TRACE without body) that fails on a reused
+// connection before any response byte is sent again on another one.
+// Options.DisableFastPath (--disable-fast-path) sends every request through
+// ReverseProxy: a kill switch.
+//
 // # Split
 //
 // A request matching every predicate of the route's Match list (when the list is not
@@ -88,6 +112,8 @@
 //	                                   a cluster)
 //	--dial-timeout duration            backend connect timeout (default 5s)
 //	--max-idle-conns-per-host int      idle backend connections kept per endpoint (default 512)
+//	--disable-fast-path                proxy every request with httputil.ReverseProxy
+//	                                   (kill switch for the HTTP/1.1 fast path)
 //
 // It needs get, list and watch on trafficroutes.fledge.dev, services and
 // endpointslices.discovery.k8s.io (cluster-wide, or in --namespace with a Role).

@@ -38,6 +38,11 @@ type Gateway struct {
 	transport *http.Transport
 	buffers   *bufferPool
 	metrics   *metrics
+	// dialer and idle are shared by the fast path's connection pools: idle
+	// counts their idle connections against MaxIdleConns (an atomic counter,
+	// not a lock).
+	dialer *net.Dialer
+	idle   *idleBudget
 
 	// mu serialises table builds; it guards state and errorLog, never taken by a
 	// request.
@@ -56,6 +61,7 @@ type buildState struct {
 	splits    map[types.NamespacedName]*split
 	rr        map[backendKey]*atomic.Uint64
 	proxies   map[string]*httputil.ReverseProxy
+	pools     map[string]*connPool
 	observers map[observerKey]*backendMetrics
 	served    map[types.NamespacedName]struct{}
 	problems  map[string]struct{}
@@ -71,6 +77,7 @@ func newBuildState() buildState {
 		splits:    map[types.NamespacedName]*split{},
 		rr:        map[backendKey]*atomic.Uint64{},
 		proxies:   map[string]*httputil.ReverseProxy{},
+		pools:     map[string]*connPool{},
 		observers: map[observerKey]*backendMetrics{},
 		served:    map[types.NamespacedName]struct{}{},
 		problems:  map[string]struct{}{},
@@ -85,6 +92,8 @@ func New(opts Options) *Gateway {
 		drainStarted: make(chan struct{}),
 		transport:    newTransport(opts),
 		buffers:      newBufferPool(),
+		dialer:       newDialer(opts),
+		idle:         &idleBudget{max: int64(opts.MaxIdleConns)},
 		metrics:      newMetrics(),
 		state:        newBuildState(),
 	}
@@ -137,6 +146,11 @@ func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
 	for k := range g.state.observers {
 		if _, ok := next.observers[k]; !ok {
 			g.metrics.delete(k)
+		}
+	}
+	for a, p := range g.state.pools {
+		if _, ok := next.pools[a]; !ok {
+			p.close() // the endpoint left the table
 		}
 	}
 	for k := range g.state.served {
@@ -235,6 +249,9 @@ func (g *Gateway) addBackend(ctx context.Context, src source, t *Table, rt *rout
 	}
 	for i, a := range addrs {
 		b.targets[i] = &target{addr: a, proxy: carry(next.proxies, g.state.proxies, a, func() *httputil.ReverseProxy { return g.newProxy(a) })}
+		if !g.opts.DisableFastPath {
+			b.targets[i].pool = carry(next.pools, g.state.pools, a, func() *connPool { return g.newConnPool(a) })
+		}
 	}
 	return b, nil
 }
@@ -348,6 +365,11 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) erro
 		err = errors.Join(err, <-errc)
 	}
 	g.transport.CloseIdleConnections()
+	g.mu.Lock()
+	for _, p := range g.state.pools {
+		p.closeIdle()
+	}
+	g.mu.Unlock()
 	logger.Info("gateway stopped")
 	return err
 }

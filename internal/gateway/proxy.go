@@ -19,8 +19,10 @@ import (
 const statusClientClosedRequest = 499
 
 // ServeHTTP proxies one request: route by Host, pick the backend and an endpoint,
-// forward, and record the outcome. It takes no lock, except once per status code
-// new to a backend (to create its counter).
+// forward, and record the outcome. Plain HTTP/1.1 requests take the fast path
+// (forward, fastpath.go); everything else goes through httputil.ReverseProxy.
+// It takes no global lock: the fast path locks the chosen endpoint's connection
+// pool, and a backend's metrics once per status code new to it.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := g.table.Load()
 	if t == nil {
@@ -34,9 +36,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := rt.pick(r)
-	rec := &recorder{ResponseWriter: w}
-	defer b.observe(rec, time.Now()) // also when the proxy aborts with a panic
 	tg := b.next()
+	if tg != nil && tg.pool != nil && fastPathOK(r) {
+		var code int
+		defer b.observe(&code, time.Now()) // also when the copy aborts with a panic
+		g.forward(w, r, tg, &code)
+		return
+	}
+	rec := &recorder{ResponseWriter: w}
+	defer b.observe(&rec.code, time.Now()) // also when the proxy aborts with a panic
 	if tg == nil {
 		http.Error(rec, "no ready endpoint for "+b.service, http.StatusServiceUnavailable)
 		return
@@ -44,14 +52,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tg.proxy.ServeHTTP(rec, r)
 }
 
-// observe records one request sent to b.
-func (b *backend) observe(rec *recorder, start time.Time) {
+// observe records one request sent to b; *code is the status code sent to the
+// client, 0 when nothing was written.
+func (b *backend) observe(code *int, start time.Time) {
 	b.obs.duration.Observe(time.Since(start).Seconds())
-	code := rec.code
-	if code == 0 {
-		code = http.StatusOK // nothing written: net/http sends 200
+	c := *code
+	if c == 0 {
+		c = http.StatusOK // nothing written: net/http sends 200
 	}
-	b.obs.counter(code).Inc()
+	b.obs.counter(c).Inc()
 }
 
 // newProxy returns the reverse proxy sending to one endpoint "host:port": path,

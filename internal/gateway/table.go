@@ -127,10 +127,12 @@ func (b *backend) next() *target {
 	return b.targets[(b.rr.Add(1)-1)%uint64(len(b.targets))]
 }
 
-// target is one endpoint address ("host:port") and the proxy sending to it.
+// target is one endpoint address ("host:port"), the proxy sending to it and
+// the fast path's connection pool to it (nil when the fast path is disabled).
 type target struct {
 	addr  string
 	proxy *httputil.ReverseProxy
+	pool  *connPool
 }
 
 // lookup returns the route serving a request Host, nil when there is none.

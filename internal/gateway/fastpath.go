@@ -1,0 +1,625 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// The fast path forwards plain HTTP/1.1 request/response exchanges over the
+// gateway's own backend connections: one connPool per endpoint address, the
+// request head written by hand (writeRequestHead), the response read with
+// http.ReadResponse on the connection's pooled bufio.Reader. It does what
+// httputil.ReverseProxy (Rewrite + SetXForwarded) with the gateway's Transport
+// does for these requests: same Host, path and query; hop-by-hop headers
+// stripped both ways; X-Forwarded-For/Host/Proto replaced; no default
+// User-Agent; response streamed, flushed at once when its length is unknown or
+// it is text/event-stream; 502 on backend errors and 499 when the client went
+// away. Requests it does not take (fastPathOK) go through ReverseProxy.
+//
+// A request body is written completely before the response is read (no
+// concurrent writer goroutine), which is why only bodies of known, bounded
+// length (fastPathMaxBody) take the fast path: they fit in the socket buffers
+// even when the backend answers before reading them.
+
+// fastPathMaxBody is the largest request body (Content-Length) the fast path
+// forwards; larger and chunked bodies go through ReverseProxy.
+const fastPathMaxBody = 64 << 10
+
+// probeIdleAfter: a pooled connection idle for longer than this is checked
+// (non-blocking peek) before reuse, to skip connections the backend closed
+// (its own idle timeout). Busy connections are reused without the extra
+// system call; a request failing on a reused connection before any response
+// byte is retried on another one when it is replayable.
+const probeIdleAfter = time.Second
+
+// queryReencoded reports whether GODEBUG changes how ReverseProxy cleans query
+// strings (urlmaxqueryparams): then every request with a query takes the slow
+// path, so that both paths send the same query.
+var queryReencoded = strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
+
+// fastPathOK reports whether the fast path forwards r exactly as ReverseProxy
+// would: HTTP/1.x, not CONNECT, no protocol upgrade, no Expect, no TE (which
+// may ask for trailers), no request trailers, a body of known length up to
+// fastPathMaxBody, an ASCII Host, and a query ReverseProxy sends unchanged.
+func fastPathOK(r *http.Request) bool {
+	if r.ProtoMajor != 1 || r.Method == http.MethodConnect || r.Trailer != nil ||
+		r.ContentLength < 0 || r.ContentLength > fastPathMaxBody || r.URL == nil {
+		return false
+	}
+	h := r.Header
+	if _, ok := h["Upgrade"]; ok {
+		return false
+	}
+	if _, ok := h["Expect"]; ok {
+		return false
+	}
+	if _, ok := h["Te"]; ok {
+		return false
+	}
+	for i := 0; i < len(r.Host); i++ {
+		if c := r.Host[i]; c >= 0x80 || c == '%' {
+			return false // punycode or zone handling in the Transport
+		}
+	}
+	return queryUnchanged(r.URL.RawQuery)
+}
+
+// queryUnchanged reports whether ReverseProxy's cleanQueryParams returns q as
+// it is: no ';', only valid %-escapes, at most 10000 parameters.
+func queryUnchanged(q string) bool {
+	if q == "" {
+		return true
+	}
+	if queryReencoded || strings.Count(q, "&") >= 10000 {
+		return false
+	}
+	for i := 0; i < len(q); {
+		switch q[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return false
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// errNoResponse marks a failure on a reused connection before any response
+// byte arrived: the backend had closed it, the request may be retried.
+var errNoResponse = errors.New("backend closed the connection before responding")
+
+// forward proxies r to tg over a pooled connection and stores the status code
+// sent to the client in *code (0 while none). Like ReverseProxy, it panics with
+// http.ErrAbortHandler when the response body cannot be copied completely
+// (under net/http's server), so that the client sees a broken response.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, tg *target, code *int) {
+	ctx := r.Context()
+	replayable := r.ContentLength == 0 && isIdempotent(r)
+	for {
+		bc, reused, err := tg.pool.get(ctx)
+		if err != nil {
+			g.fastError(w, r, tg, code, err)
+			return
+		}
+		// A client that goes away closes the backend connection, which ends
+		// the exchange (waiting for the response or copying its body).
+		stop := context.AfterFunc(ctx, bc.abort)
+		res, err := g.roundTrip(bc, w, r)
+		if err == nil {
+			reusable := g.writeResponse(w, r, bc, res, code)
+			if stop() && reusable && !res.Close {
+				tg.pool.put(bc)
+			} else {
+				bc.close()
+			}
+			return
+		}
+		stop()
+		bc.close()
+		if !(reused && replayable && errors.Is(err, errNoResponse)) || ctx.Err() != nil {
+			g.fastError(w, r, tg, code, err)
+			return
+		}
+	}
+}
+
+// roundTrip writes r on bc and reads the response head, passing 1xx
+// informational responses on to w as ReverseProxy does.
+func (g *Gateway) roundTrip(bc *backendConn, w http.ResponseWriter, r *http.Request) (*http.Response, error) {
+	if err := g.writeRequest(bc, r); err != nil {
+		return nil, err
+	}
+	if _, err := bc.br.Peek(1); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoResponse, err)
+	}
+	for n1xx := 0; ; n1xx++ {
+		res, err := http.ReadResponse(bc.br, r)
+		if err != nil {
+			return nil, fmt.Errorf("read response: %w", err)
+		}
+		switch {
+		case res.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("backend switched protocols, none was requested")
+		case res.StatusCode >= 200:
+			return res, nil
+		case n1xx >= 5:
+			return nil, errors.New("too many 1xx informational responses")
+		}
+		return1xx(w, res)
+	}
+}
+
+// return1xx passes an informational response on, as ReverseProxy's
+// Got1xxResponse hook does.
+func return1xx(w http.ResponseWriter, res *http.Response) {
+	h := w.Header()
+	for k, vv := range res.Header {
+		h[k] = append(h[k], vv...)
+	}
+	w.WriteHeader(res.StatusCode)
+	clear(h)
+}
+
+// writeRequest writes r's head and body to bc.
+func (g *Gateway) writeRequest(bc *backendConn, r *http.Request) error {
+	bw := bc.bw
+	writeRequestHead(bw, r)
+	if n := r.ContentLength; n > 0 {
+		buf := g.buffers.Get()
+		defer g.buffers.Put(buf)
+		copied, err := io.CopyBuffer(writerOnly{bw}, io.LimitReader(r.Body, n), buf)
+		if err == nil && copied < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("copy request body: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("%w: write request: %w", errNoResponse, err)
+	}
+	return nil
+}
+
+// writerOnly hides bufio.Writer's ReadFrom, which would bypass the pooled
+// buffer (net.TCPConn's generic ReadFrom allocates its own).
+type writerOnly struct{ io.Writer }
+
+// writeRequestHead writes the request line and headers as http.Transport would
+// write ReverseProxy's outbound request: Host as received, hop-by-hop and
+// client-sent Forwarded/X-Forwarded-* headers left out, X-Forwarded-* set,
+// User-Agent only when the client sent a non-empty one, Content-Length as the
+// Transport decides it.
+func writeRequestHead(bw *bufio.Writer, r *http.Request) {
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(requestURI(r))
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	if ua := r.Header["User-Agent"]; len(ua) > 0 && ua[0] != "" {
+		writeHeader(bw, "User-Agent", ua[0])
+	}
+	conn := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if skipRequestHeader(k) || connectionListed(conn, k) {
+			continue
+		}
+		for _, v := range vv {
+			writeHeader(bw, k, v)
+		}
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		writeHeader(bw, "X-Forwarded-For", ip)
+	}
+	writeHeader(bw, "X-Forwarded-Host", r.Host)
+	if r.TLS == nil {
+		writeHeader(bw, "X-Forwarded-Proto", "http")
+	} else {
+		writeHeader(bw, "X-Forwarded-Proto", "https")
+	}
+	switch {
+	case r.ContentLength > 0:
+		var num [20]byte
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(num[:0], r.ContentLength, 10))
+		bw.WriteString("\r\n")
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		bw.WriteString("Content-Length: 0\r\n") // as the Transport: many servers expect one
+	}
+	bw.WriteString("\r\n")
+}
+
+// requestURI is the request target sent: r.URL.RequestURI(), as the Transport
+// computes it, without allocating in the common case where it equals what the
+// client sent.
+func requestURI(r *http.Request) string {
+	u := r.URL
+	if u.Scheme == "" && u.Opaque == "" && !u.ForceQuery && u.RawPath == "" &&
+		len(r.RequestURI) == len(u.Path)+len(u.RawQuery)+boolInt(u.RawQuery != "") &&
+		strings.HasPrefix(r.RequestURI, u.Path) && asciiSafePath(u.Path) {
+		return r.RequestURI
+	}
+	return u.RequestURI()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// asciiSafePath reports whether url.EscapedPath returns p unchanged: only
+// unreserved and sub-delimiter characters, ':', '@' and '/'.
+func asciiSafePath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func writeHeader(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	bw.WriteString(v)
+	bw.WriteString("\r\n")
+}
+
+// skipRequestHeader reports whether the request header k (canonical) is not
+// forwarded as received: hop-by-hop (ReverseProxy's list), replaced
+// (Forwarded, X-Forwarded-*), or written by writeRequestHead itself.
+func skipRequestHeader(k string) bool {
+	switch k {
+	case "Host", "User-Agent", "Content-Length",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return isHopByHop(k)
+}
+
+// isHopByHop reports whether k is one of ReverseProxy's hop-by-hop headers.
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// connectionListed reports whether header k is named in a Connection header
+// (values conn), which makes it hop-by-hop.
+func connectionListed(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if tok = textproto.TrimString(tok); tok != "" && strings.EqualFold(tok, k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeResponse sends res (read from bc) to the client as ReverseProxy does,
+// and reports whether res was read completely (bc may be reused).
+func (g *Gateway) writeResponse(w http.ResponseWriter, r *http.Request, bc *backendConn, res *http.Response, code *int) bool {
+	h := w.Header()
+	conn := res.Header["Connection"]
+	for k, vv := range res.Header {
+		if isHopByHop(k) || connectionListed(conn, k) {
+			continue
+		}
+		if old, ok := h[k]; ok {
+			h[k] = append(old, vv...)
+		} else {
+			h[k] = vv // res.Header is not used after this
+		}
+	}
+	announced := len(res.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		h.Add("Trailer", strings.Join(keys, ", "))
+	}
+	*code = res.StatusCode
+	w.WriteHeader(res.StatusCode)
+
+	flush := res.ContentLength == -1 || isEventStream(res.Header)
+	buf := g.buffers.Get()
+	rerr, werr := copyBody(w, res.Body, buf, flush)
+	g.buffers.Put(buf)
+	if rerr != nil || werr != nil {
+		if rerr != nil {
+			logr.FromContextOrDiscard(r.Context()).V(1).Info("backend response body failed",
+				"host", r.Host, "error", rerr.Error())
+		}
+		if r.Context().Value(http.ServerContextKey) != nil {
+			bc.close()
+			panic(http.ErrAbortHandler)
+		}
+		return false
+	}
+	if len(res.Trailer) > 0 {
+		// Force chunking (no Content-Length computed for a short body).
+		_ = http.NewResponseController(w).Flush()
+	}
+	if len(res.Trailer) == announced {
+		for k, vv := range res.Trailer {
+			h[k] = append(h[k], vv...)
+		}
+		return true
+	}
+	for k, vv := range res.Trailer {
+		for _, v := range vv {
+			h.Add(http.TrailerPrefix+k, v)
+		}
+	}
+	return true
+}
+
+// isEventStream reports whether the Content-Type is text/event-stream
+// (parameters and case ignored), which ReverseProxy flushes at once.
+func isEventStream(h http.Header) bool {
+	ct := h["Content-Type"]
+	if len(ct) == 0 {
+		return false
+	}
+	base, _, _ := strings.Cut(ct[0], ";")
+	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
+}
+
+// copyBody copies body to w until EOF; rerr is a read error other than EOF,
+// werr a write error. With flush, every chunk is flushed to the client.
+func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool) (rerr, werr error) {
+	var f http.Flusher
+	if flush {
+		f, _ = w.(http.Flusher)
+		if f == nil {
+			rc := http.NewResponseController(w)
+			f = flusherFunc(func() { _ = rc.Flush() })
+		}
+	}
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr = w.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+			if f != nil {
+				f.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return err, nil
+		}
+	}
+}
+
+type flusherFunc func()
+
+func (f flusherFunc) Flush() { f() }
+
+// fastError answers a request the backend did not: 499 (recorded only) when the
+// client is gone, else 502, as proxyError does for ReverseProxy.
+func (g *Gateway) fastError(w http.ResponseWriter, r *http.Request, tg *target, code *int, err error) {
+	if r.Context().Err() != nil {
+		*code = statusClientClosedRequest
+		w.WriteHeader(statusClientClosedRequest)
+		return
+	}
+	logr.FromContextOrDiscard(r.Context()).V(1).Info("backend request failed",
+		"host", r.Host, "target", tg.addr, "error", err.Error())
+	*code = http.StatusBadGateway
+	http.Error(w, "bad gateway", http.StatusBadGateway)
+}
+
+// isIdempotent reports whether r may be sent again after a failure that left
+// its outcome unknown (http.Transport's rule).
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, a := r.Header["Idempotency-Key"]
+	_, b := r.Header["X-Idempotency-Key"]
+	return a || b
+}
+
+// newDialer returns the dialer of the fast path's backend connections, as the
+// Transport's.
+func newDialer(o Options) *net.Dialer {
+	return &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+}
+
+// idleBudget counts the idle connections of all pools against MaxIdleConns.
+type idleBudget struct {
+	n   atomic.Int64
+	max int64
+}
+
+// connPool keeps the idle HTTP/1.1 connections to one backend endpoint, most
+// recently used first out (the oldest time out). Its mutex is per endpoint,
+// held only to push or pop a connection; there is no global lock.
+type connPool struct {
+	addr        string
+	dialer      *net.Dialer
+	maxIdle     int
+	idleTimeout time.Duration
+	budget      *idleBudget
+
+	mu sync.Mutex
+	// idle connections, oldest first.
+	idle []*backendConn
+	// closed: the endpoint left the table; returned connections are closed.
+	closed bool
+	// timer closes connections idle for idleTimeout; armed while idle is not
+	// empty.
+	timer *time.Timer
+	armed bool
+}
+
+// backendConn is one connection to a backend with its buffers.
+type backendConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	// abort closes c; made once so that registering it allocates nothing.
+	abort func()
+	// idleSince is when it was returned to the pool.
+	idleSince time.Time
+}
+
+func (bc *backendConn) close() { _ = bc.c.Close() }
+
+func (g *Gateway) newConnPool(addr string) *connPool {
+	return &connPool{
+		addr:        addr,
+		dialer:      g.dialer,
+		maxIdle:     g.opts.MaxIdleConnsPerHost,
+		idleTimeout: g.opts.IdleConnTimeout,
+		budget:      g.idle,
+	}
+}
+
+// get returns an idle connection (reused) or a new one.
+func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err error) {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
+		bc = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		p.budget.n.Add(-1)
+		idle := time.Since(bc.idleSince)
+		if idle < p.idleTimeout && (idle < probeIdleAfter || alive(bc.c)) {
+			return bc, true, nil
+		}
+		bc.close()
+	}
+	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	bc = &backendConn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+	bc.abort = func() { _ = c.Close() }
+	return bc, false, nil
+}
+
+// put returns a connection whose last response was read completely.
+func (p *connPool) put(bc *backendConn) {
+	if p.budget.n.Add(1) > p.budget.max {
+		p.budget.n.Add(-1)
+		bc.close()
+		return
+	}
+	bc.idleSince = time.Now()
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		p.budget.n.Add(-1)
+		bc.close()
+		return
+	}
+	p.idle = append(p.idle, bc)
+	if !p.armed {
+		p.armed = true
+		if p.timer == nil {
+			p.timer = time.AfterFunc(p.idleTimeout, p.expire)
+		} else {
+			p.timer.Reset(p.idleTimeout)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// expire closes the connections idle for idleTimeout and re-arms the timer for
+// the oldest remaining one.
+func (p *connPool) expire() {
+	now := time.Now()
+	p.mu.Lock()
+	i := 0
+	for i < len(p.idle) && now.Sub(p.idle[i].idleSince) >= p.idleTimeout {
+		i++
+	}
+	old := make([]*backendConn, i)
+	copy(old, p.idle[:i])
+	n := copy(p.idle, p.idle[i:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	if n > 0 {
+		p.timer.Reset(p.idle[0].idleSince.Add(p.idleTimeout).Sub(now))
+	} else {
+		p.armed = false
+	}
+	p.mu.Unlock()
+	p.budget.n.Add(-int64(len(old)))
+	for _, bc := range old {
+		bc.close()
+	}
+}
+
+// closeIdle closes the idle connections.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	old := p.idle
+	p.idle = nil
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.armed = false
+	p.mu.Unlock()
+	p.budget.n.Add(-int64(len(old)))
+	for _, bc := range old {
+		bc.close()
+	}
+}
+
+// close closes the idle connections and those returned later.
+func (p *connPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.closeIdle()
+}
