@@ -31,6 +31,7 @@ func newGatewayCommand() *cobra.Command {
 	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 0, "how long requests in flight may finish on shutdown (default 30s)")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 0, "keep serving this long after /readyz turns 503 on shutdown")
 	f.DurationVar(&opts.DialTimeout, "dial-timeout", 0, "timeout of connecting to a backend (default 5s)")
+	f.BoolVar(&opts.DisableFastPath, "disable-fast-path", false, "proxy every request with net/http/httputil.ReverseProxy (kill switch of the HTTP/1.1 fast path)")
 	f.IntVar(&opts.MaxIdleConnsPerHost, "max-idle-conns-per-host", 0, "idle connections kept per backend endpoint (default 512)")
 	return cmd
 }
