@@ -35,16 +35,39 @@ import (
 )
 
 var (
-	flagApps       = flag.Int("scale.apps", envInt("FLEDGE_SCALE_APPS", 1000), "applications (a stable and a canary Service each)")
-	flagNamespaces = flag.Int("scale.namespaces", envInt("FLEDGE_SCALE_NAMESPACES", 1), "namespaces the applications are spread over")
-	flagWorkers    = flag.Int("scale.workers", envInt("FLEDGE_SCALE_WORKERS", 8), "concurrent writers of the test's objects")
-	flagQPS        = flag.Float64("scale.qps", envFloat("FLEDGE_SCALE_QPS", 0), "controller client QPS (0: unset, as the fledge binary leaves it; -1: no client-side limit)")
-	flagBurst      = flag.Int("scale.burst", envInt("FLEDGE_SCALE_BURST", 0), "controller client burst (0: unset)")
-	flagTimeout    = flag.Duration("scale.timeout", envDuration("FLEDGE_SCALE_TIMEOUT", 4*time.Minute), "limit of each phase")
-	flagSlices     = flag.Bool("scale.endpointslices", envBool("FLEDGE_SCALE_ENDPOINTSLICES", true), "write an EndpointSlice per Service, as kube-controller-manager would")
-	flagReconciler = flag.Int("scale.reconcilers", envInt("FLEDGE_SCALE_RECONCILERS", 0), "controller.Options.Workers (0: the controller's default)")
-	flagLog        = flag.String("scale.log", os.Getenv("FLEDGE_SCALE_LOG"), "controller log file (default: a temporary file)")
+	flagApps       = flag.Int("scale.apps", 1000, "applications (a stable and a canary Service each)")
+	flagNamespaces = flag.Int("scale.namespaces", 1, "namespaces the applications are spread over")
+	flagWorkers    = flag.Int("scale.workers", 8, "concurrent writers of the test's objects")
+	flagQPS        = flag.Float64("scale.qps", 0, "controller client QPS (0: unset, as the fledge binary leaves it; -1: no client-side limit)")
+	flagBurst      = flag.Int("scale.burst", 0, "controller client burst (0: unset)")
+	flagTimeout    = flag.Duration("scale.timeout", 4*time.Minute, "limit of each phase")
+	flagSlices     = flag.Bool("scale.endpointslices", true, "write an EndpointSlice per Service, as kube-controller-manager would")
+	flagReconciler = flag.Int("scale.reconcilers", 0, "controller.Options.Workers (0: the controller's default)")
+	flagLog        = flag.String("scale.log", "", "controller log file (default: a temporary file)")
 )
+
+// envFlags name the variables that set the flags not given on the command line.
+var envFlags = map[string]string{
+	"scale.apps": "FLEDGE_SCALE_APPS", "scale.namespaces": "FLEDGE_SCALE_NAMESPACES", "scale.workers": "FLEDGE_SCALE_WORKERS",
+	"scale.qps": "FLEDGE_SCALE_QPS", "scale.burst": "FLEDGE_SCALE_BURST", "scale.timeout": "FLEDGE_SCALE_TIMEOUT",
+	"scale.endpointslices": "FLEDGE_SCALE_ENDPOINTSLICES", "scale.reconcilers": "FLEDGE_SCALE_RECONCILERS", "scale.log": "FLEDGE_SCALE_LOG",
+}
+
+// flagsFromEnv sets the flags not given on the command line from their
+// variables. It runs in the test, not at init, so that go test keys its cache
+// on the variables (run with -count=1 anyway: a cached benchmark is no
+// measurement).
+func flagsFromEnv(t *testing.T) {
+	given := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, env := range envFlags {
+		if v, ok := os.LookupEnv(env); ok && !given[name] {
+			if err := flag.Set(name, v); err != nil {
+				t.Fatalf("%s=%q: %v", env, v, err)
+			}
+		}
+	}
+}
 
 const (
 	initialWeight = 10
@@ -70,6 +93,7 @@ const (
 // It prints a table; it fails only when a phase does not converge in time or
 // an object was rewritten after the restart.
 func TestScale(t *testing.T) {
+	flagsFromEnv(t)
 	logPath := setupLogging(t)
 	metrics.RegisterRESTClientMetrics(metrics.MetricRateLimiterLatency)
 	ctx := t.Context()
@@ -591,32 +615,4 @@ func setupLogging(t *testing.T) string {
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 	return f.Name()
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if v, err := strconv.ParseBool(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func envFloat(name string, def float64) float64 {
-	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
 }
