@@ -16,4 +16,18 @@ if [[ -n "$unformatted" ]]; then
   exit 1
 fi
 echo "== go test" >&2
-go test -count=1 -timeout 30m "$@" ./...
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+go test -count=1 -timeout 30m -v "$@" ./... >"$log" 2>&1 || status=$?
+# The package lines as go test prints them without -v, then every failure in full.
+grep -E '^(ok|FAIL|\?|panic:|--- FAIL)' "$log" || true
+if ((status != 0)); then
+  echo "== failures (full output of failing tests)" >&2
+  awk '/^=== RUN/{buf=""} {buf=buf $0 "\n"} /^\s*--- FAIL/{printf "%s", buf; buf=""}' "$log" | tail -n 400
+fi
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit "$status"
