@@ -61,6 +61,9 @@ func newControllerCommand() *cobra.Command {
 	fs.StringVar(&f.opts.Namespace, "namespace", "", "watch only this namespace (default: all)")
 	fs.StringVar(&f.provider, "default-provider", string(fledgev1.ProviderEmbedded),
 		"traffic provider for applications that name none: embedded, apisix or gatewayapi")
+	fs.IntVar(&f.opts.Workers, "workers", 4, "applications reconciled at once")
+	fs.Float32Var(&f.opts.QPS, "kube-api-qps", 0, "client-side limit of requests per second to the API server (0: none; the API server's priority and fairness applies)")
+	fs.IntVar(&f.opts.Burst, "kube-api-burst", 0, "client-side burst of requests to the API server (with --kube-api-qps)")
 	fs.DurationVar(&f.opts.AnalysisInterval, "analysis-interval", controller.DefaultAnalysisInterval, "how often running automated releases are judged")
 	fs.StringVar(&f.apisixURL, "apisix-admin-url", "", "APISIX Admin API address (enables the apisix provider), e.g. http://apisix-admin.apisix:9180")
 	fs.StringVar(&f.apisixSecret, "apisix-key-secret", "fledge-system/fledge-apisix", "namespace/name of the Secret holding the APISIX Admin API key")
@@ -83,6 +86,12 @@ func (f *controllerFlags) validate() error {
 	}
 	if f.opts.DefaultProvider == fledgev1.ProviderGatewayAPI && len(f.gatewayParents) == 0 {
 		return fmt.Errorf("--default-provider gatewayapi needs --gateway-api-parent")
+	}
+	if f.opts.Workers < 1 {
+		return fmt.Errorf("--workers %d: want at least 1", f.opts.Workers)
+	}
+	if f.opts.QPS < 0 || f.opts.Burst < 0 {
+		return fmt.Errorf("--kube-api-qps %v, --kube-api-burst %d: must not be negative", f.opts.QPS, f.opts.Burst)
 	}
 	if f.opts.AnalysisInterval <= 0 {
 		return fmt.Errorf("--analysis-interval %v: must be positive", f.opts.AnalysisInterval)
