@@ -198,6 +198,9 @@ func (s *Sandbox) startController() (context.CancelFunc, chan struct{}) {
 	copts.LeaderElect = true
 	copts.LeaderElectionNamespace = SystemNamespace
 	copts.SkipNameValidation = true
+	if copts.Workers == 0 {
+		copts.Workers = 4 // as the fledge binary's default
+	}
 	if copts.MetricSources == nil {
 		// The builtin source scrapes the sandbox's gateways, whichever run.
 		builtin := metricsource.NewBuiltin(gatewayTargets{s}, metricsource.BuiltinOptions{})
