@@ -40,8 +40,19 @@ func (q queueStats) since(before queueStats) queueStats {
 
 var gathers struct {
 	sync.Mutex
-	n int
-	d time.Duration
+	n    int
+	d    time.Duration
+	last time.Duration
+}
+
+// pollInterval is how often the benchmark reads the controller's queue
+// metrics: every 250 ms, or less often when a read is slow, so that reading
+// costs at most a tenth of a core. Each read gathers the whole registry,
+// fledge's per-Release series included (8 series per Release).
+func pollInterval() time.Duration {
+	gathers.Lock()
+	defer gathers.Unlock()
+	return max(250*time.Millisecond, 10*gathers.last)
 }
 
 // gatherCost returns how many times, and how long, the registry was read.
@@ -57,7 +68,8 @@ func readQueueStats() queueStats {
 	families, err := metrics.Registry.Gather()
 	gathers.Lock()
 	gathers.n++
-	gathers.d += time.Since(start)
+	gathers.last = time.Since(start)
+	gathers.d += gathers.last
 	gathers.Unlock()
 	if err != nil {
 		return q
