@@ -16,7 +16,7 @@
 //	-scale.burst B       FLEDGE_SCALE_BURST       controller client burst; 0 = unset (default 0)
 //	-scale.timeout D     FLEDGE_SCALE_TIMEOUT     limit of each phase (default 4m)
 //	-scale.endpointslices FLEDGE_SCALE_ENDPOINTSLICES an EndpointSlice per Service (default true)
-//	-scale.reconcilers R FLEDGE_SCALE_RECONCILERS controller.Options.Workers (default 0: the controller's)
+//	-scale.reconcilers R FLEDGE_SCALE_RECONCILERS controller.Options.Workers (default 4, as fledge controller --workers)
 //	-scale.log PATH      FLEDGE_SCALE_LOG         controller log file (default: a temporary file, printed)
 //
 // docs/scale.md has the method and the numbers of a run.

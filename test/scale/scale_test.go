@@ -42,7 +42,7 @@ var (
 	flagBurst      = flag.Int("scale.burst", 0, "controller client burst (0: unset)")
 	flagTimeout    = flag.Duration("scale.timeout", 4*time.Minute, "limit of each phase")
 	flagSlices     = flag.Bool("scale.endpointslices", true, "write an EndpointSlice per Service, as kube-controller-manager would")
-	flagReconciler = flag.Int("scale.reconcilers", 0, "controller.Options.Workers (0: the controller's default)")
+	flagReconciler = flag.Int("scale.reconcilers", 4, "controller.Options.Workers (default: the fledge binary's --workers default)")
 	flagLog        = flag.String("scale.log", "", "controller log file (default: a temporary file)")
 )
 
@@ -565,7 +565,7 @@ func (b *bench) print(logPath string) {
 	if !*flagSlices {
 		slices = "without EndpointSlices"
 	}
-	workers := "default reconcilers"
+	workers := "1 reconciler (the controller's default)"
 	if *flagReconciler > 0 {
 		workers = fmt.Sprintf("%d reconcilers", *flagReconciler)
 	}
