@@ -34,7 +34,7 @@ func runAutoDemo(ctx context.Context, sb *sandbox.Sandbox, w io.Writer) error {
 		return err
 	}
 	run := func(args ...string) error {
-		fmt.Fprintf(w, "$ kubectl %s\n", quoteArgs(args))
+		fmt.Fprintf(w, "$ kubectl %s\n", sandbox.Quote(args))
 		out, err := sb.Kubectl(ctx, args...)
 		if err != nil {
 			return fmt.Errorf("kubectl: %w: %s", err, out)
@@ -127,29 +127,4 @@ func watchDecisions(ctx context.Context, sb *sandbox.Sandbox, w io.Writer, canar
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func quoteArgs(args []string) string {
-	out := ""
-	for i, a := range args {
-		if i > 0 {
-			out += " "
-		}
-		if len(a) > 0 && a[0] != '-' && (containsAny(a, "=%")) {
-			a = `"` + a + `"`
-		}
-		out += a
-	}
-	return out
-}
-
-func containsAny(s, chars string) bool {
-	for _, c := range chars {
-		for _, d := range s {
-			if c == d {
-				return true
-			}
-		}
-	}
-	return false
 }

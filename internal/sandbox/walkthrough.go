@@ -92,11 +92,11 @@ func (s *Sandbox) PrepareWalkthrough(ctx context.Context) error {
 func (s *Sandbox) RunStep(ctx context.Context, step Step, w io.Writer) (Counts, error) {
 	for _, args := range step.Kubectl {
 		if w != nil {
-			fmt.Fprintf(w, "$ kubectl %s\n", quote(args))
+			fmt.Fprintf(w, "$ kubectl %s\n", Quote(args))
 		}
 		out, err := s.Kubectl(ctx, args...)
 		if err != nil {
-			return Counts{}, fmt.Errorf("kubectl %s: %w: %s", quote(args), err, out)
+			return Counts{}, fmt.Errorf("kubectl %s: %w: %s", Quote(args), err, out)
 		}
 		if w != nil {
 			fmt.Fprint(w, indent(out))
@@ -108,7 +108,8 @@ func (s *Sandbox) RunStep(ctx context.Context, step Step, w io.Writer) (Counts, 
 	return s.Get(ctx, 100, "error-page", "/api/error_page", nil)
 }
 
-func quote(args []string) string {
+// Quote writes kubectl arguments as a user would type them in a shell.
+func Quote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
 		if strings.ContainsAny(a, " =%") && !strings.HasPrefix(a, "-") {
