@@ -1,4 +1,4 @@
-# One static binary: fledge controller | gateway | error-page | demo.
+# One static binary: fledge controller | gateway | error-page | ctl commands.
 #   docker build -t ghcr.io/fledge-dev/fledge:latest .
 FROM golang:1.26 AS build
 WORKDIR /src

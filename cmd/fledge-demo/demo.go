@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 
-	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -17,27 +16,9 @@ import (
 	"github.com/fledge-dev/fledge/internal/sandbox"
 )
 
-func newDemoCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "demo",
-		Short: "Run the canary walkthrough end to end on a local control plane (needs root for network namespaces)",
-		Long: `demo builds (once) and starts a real kube-apiserver and etcd, runs fledge's
-controller and gateway, starts error-page v1 and v2 as processes in network
-namespaces, then runs the original walkthrough with kubectl and counts which
-version answers 100 requests after each step. It removes everything it started
-when it ends, also on Ctrl-C.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout())
-		},
-	}
-}
-
-func runDemo(ctx context.Context, w io.Writer) (err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
+// runDemo runs the walkthrough, then the automated releases; fledgeBin is the
+// binary the error-page pods run.
+func runDemo(ctx context.Context, fledgeBin string, w io.Writer) (err error) {
 	logFile, err := os.CreateTemp("", "fledge-demo-*.log")
 	if err != nil {
 		return err
@@ -47,7 +28,7 @@ func runDemo(ctx context.Context, w io.Writer) (err error) {
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 	fmt.Fprintf(os.Stderr, "controller and gateway logs: %s\n", logFile.Name())
-	sb, err := sandbox.Start(ctx, sandbox.Options{Binary: self, NetPrefix: "fldemo", Progress: os.Stderr, Logger: logger})
+	sb, err := sandbox.Start(ctx, sandbox.Options{Binary: fledgeBin, NetPrefix: "fldemo", Progress: os.Stderr, Logger: logger})
 	if err != nil {
 		return err
 	}

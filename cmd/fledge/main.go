@@ -1,5 +1,6 @@
 // Command fledge is automated canary releases for Kubernetes: the controller,
-// the embedded gateway, the error-page demo application and the local demo.
+// the embedded gateway and the error-page demo application. The local demo is
+// cmd/fledge-demo, a binary of its own: this one links no test harness.
 package main
 
 import (

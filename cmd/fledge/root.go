@@ -25,10 +25,7 @@ func newRootCommand() *cobra.Command {
 between a stable and a canary version: by annotation, by predicate, or on its own.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
-			if cmd.Name() == "demo" {
-				return // the demo logs to a file of its own
-			}
+		PersistentPreRun: func(*cobra.Command, []string) {
 			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 		},
 	}
@@ -37,7 +34,7 @@ between a stable and a canary version: by annotation, by predicate, or on its ow
 	root.PersistentFlags().AddGoFlagSet(gofs)
 	root.AddCommand(newActionCommands()...)
 	root.AddCommand(newBenchCommand())
-	root.AddCommand(newControllerCommand(), newGatewayCommand(), newErrorPageCommand(), newDemoCommand(),
+	root.AddCommand(newControllerCommand(), newGatewayCommand(), newErrorPageCommand(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print fledge's version",

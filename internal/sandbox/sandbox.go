@@ -1,5 +1,5 @@
 // Package sandbox runs fledge for real on one machine, for the end-to-end tests
-// and `fledge demo`: a real kube-apiserver and etcd, the real controller and
+// and cmd/fledge-demo: a real kube-apiserver and etcd, the real controller and
 // gateway (in-process, each with the rights deploy/rbac grants it), and the
 // error-page application as real processes in network namespaces ("pods"),
 // with EndpointSlices written the way the EndpointSlice controller would.
@@ -38,6 +38,7 @@ import (
 	"github.com/fledge-dev/fledge/internal/localcp"
 	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/netns"
+	"github.com/fledge-dev/fledge/internal/traffic/providers"
 )
 
 // SystemNamespace holds fledge's ServiceAccounts and leader-election Lease.
@@ -200,6 +201,9 @@ func (s *Sandbox) startController() (context.CancelFunc, chan struct{}) {
 	copts.SkipNameValidation = true
 	if copts.Workers == 0 {
 		copts.Workers = 4 // as the fledge binary's default
+	}
+	if copts.Routers == nil {
+		copts.Routers = func(c client.Client) (controller.Resolver, error) { return providers.New(c, providers.Config{}) }
 	}
 	if copts.MetricSources == nil {
 		// The builtin source scrapes the sandbox's gateways, whichever run.
