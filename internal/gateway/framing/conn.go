@@ -184,6 +184,13 @@ func (c *conn) follow(b []byte) int {
 				c.stop(modeRefused, err)
 				return i
 			}
+			if res.upgrade && i > 0 {
+				// Not in one Read with what precedes it: the server may
+				// still write the responses to earlier requests after
+				// reading that, and the watch must not take them for the
+				// upgrade's answer. The head is scanned again next Read.
+				return i
+			}
 			i += res.n
 			c.afterPost = res.post
 			switch {
