@@ -1,5 +1,9 @@
 # One static binary: fledge controller | gateway | error-page | ctl commands.
 #   docker build -t ghcr.io/fledge-dev/fledge:latest .
+# Without Docker, hack/image.sh builds the same image FROM scratch with buildah into
+# an OCI archive (for `ctr -n k8s.io images import`), adding itself what the
+# distroless base provides and fledge needs: CA certificates, /etc/passwd and
+# /etc/group with nonroot (65532), /home/nonroot and /tmp.
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
