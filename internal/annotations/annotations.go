@@ -127,7 +127,7 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 		return fledgev1.ReleaseSpec{}, problems
 	}
 	services = slices.Clone(services)
-	slices.SortFunc(services, func(a, b corev1.Service) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(services, func(a, b corev1.Service) int { return strings.Compare(a.Name, b.Name) })
 	for i := range services {
 		svc := &services[i]
 		if App(svc) != app {
@@ -151,20 +151,20 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 			stables = append(stables, svc.Name)
 			spec.Stable = ref
 			if v, ok := svc.Annotations[GatewayParents]; ok {
-				parents, err := parseParents(v)
+				parents, err := fledgev1.ParseGatewayParentList(v)
 				if err != nil {
-					problems = append(problems, Problem{Service: svc.Name, Annotation: GatewayParents, Value: v, Err: err})
+					problems = append(problems, Problem{Service: svc.Name, Annotation: GatewayParents, Value: v,
+						Err: fmt.Errorf("%w: %w", ErrInvalidValue, err)})
 				}
 				spec.GatewayParents = parents
 			}
 			if v, ok := svc.Annotations[Provider]; ok {
-				switch p := fledgev1.Provider(v); p {
-				case fledgev1.ProviderEmbedded, fledgev1.ProviderAPISIX, fledgev1.ProviderGatewayAPI:
-					spec.Provider = p
-				default:
+				p, err := fledgev1.ParseProvider(v)
+				if err != nil {
 					problems = append(problems, Problem{Service: svc.Name, Annotation: Provider, Value: v,
-						Err: fmt.Errorf("%w: want embedded, apisix or gatewayapi", ErrInvalidValue)})
+						Err: fmt.Errorf("%w: %w", ErrInvalidValue, err)})
 				}
+				spec.Provider = p
 			}
 			continue
 		}
@@ -210,37 +210,4 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 		return fledgev1.ReleaseSpec{}, problems
 	}
 	return spec, nil
-}
-
-// parseParents splits comma-separated namespace/name[/sectionName] Gateway
-// references and checks their names.
-func parseParents(s string) ([]string, error) {
-	var out []string
-	for _, ref := range strings.Split(s, ",") {
-		ref = strings.TrimSpace(ref)
-		parts := strings.Split(ref, "/")
-		if len(parts) < 2 || len(parts) > 3 {
-			return nil, fmt.Errorf("%w: %q: want namespace/name or namespace/name/sectionName", ErrInvalidValue, ref)
-		}
-		if errs := validation.IsDNS1123Label(parts[0]); len(errs) > 0 {
-			return nil, fmt.Errorf("%w: %q: namespace: %s", ErrInvalidValue, ref, errs[0])
-		}
-		for _, p := range parts[1:] {
-			if errs := validation.IsDNS1123Subdomain(p); len(errs) > 0 {
-				return nil, fmt.Errorf("%w: %q: %s", ErrInvalidValue, ref, errs[0])
-			}
-		}
-		out = append(out, ref)
-	}
-	return out, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 )
@@ -70,7 +71,7 @@ func setPolicy(p *fledgev1.AutoPolicy, k, v string) error {
 		return &metav1.Duration{Duration: d}, nil
 	}
 	percent := func() (string, error) {
-		if !percentPattern.MatchString(v) {
+		if _, err := fledgev1.ParsePercent(v); err != nil {
 			return "", fmt.Errorf(`want a percentage such as "5%%"`)
 		}
 		return v, nil
@@ -97,7 +98,7 @@ func setPolicy(p *fledgev1.AutoPolicy, k, v string) error {
 		if perr != nil || n < 0 {
 			return fmt.Errorf("want a count ≥ 0")
 		}
-		p.StepRequests = ptrTo(int32(n))
+		p.StepRequests = ptr.To(int32(n))
 	case "max-error-rate":
 		p.MaxErrorRate, err = percent()
 	case "acceptable-error-rate":
@@ -107,9 +108,9 @@ func setPolicy(p *fledgev1.AutoPolicy, k, v string) error {
 	case "latency":
 		switch v {
 		case "on":
-			p.Latency = ptrTo(true)
+			p.Latency = ptr.To(true)
 		case "off":
-			p.Latency = ptrTo(false)
+			p.Latency = ptr.To(false)
 		default:
 			return fmt.Errorf("want on or off")
 		}
@@ -125,8 +126,6 @@ func setPolicy(p *fledgev1.AutoPolicy, k, v string) error {
 	}
 	return err
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // autoFrom reads the automation annotations of a canary Service.
 func autoFrom(svc map[string]string) (*fledgev1.AutoPolicy, *Problem) {

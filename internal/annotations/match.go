@@ -28,10 +28,9 @@ const (
 // ErrInvalidMatch is wrapped by every ParseMatch error.
 var ErrInvalidMatch = errors.New("invalid predicate")
 
-var (
-	tokenPattern   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-	percentPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?%$`)
-)
+// tokenPattern is an HTTP token (RFC 9110 tchar): what a header or cookie
+// name must be in this syntax.
+var tokenPattern = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 // ParseMatch parses the fledge.dev/canary-match syntax: predicates separated by
 // ";", all of which must match. Each predicate is KIND:NAME followed by
@@ -83,16 +82,13 @@ func parsePredicate(s string) (fledgev1.Predicate, error) {
 		p.Match = fledgev1.MatchExact
 		if rest[i] == '~' {
 			p.Match = fledgev1.MatchRegularExpression
-			if _, err := regexp.Compile(p.Value); err != nil {
-				return p, fmt.Errorf("bad regular expression: %v", err)
-			}
 		}
 	}
 	p.Name = strings.TrimSpace(name)
-	switch {
-	case p.Name == "":
-		return p, errors.New("empty name")
-	case p.Type != fledgev1.PredicateQuery && !tokenPattern.MatchString(p.Name):
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	if p.Type != fledgev1.PredicateQuery && !tokenPattern.MatchString(p.Name) {
 		return p, fmt.Errorf("%s name %q has characters a %s name cannot have", kind, p.Name, kind)
 	}
 	return p, nil

@@ -2,13 +2,11 @@ package controller
 
 import (
 	"fmt"
-	"regexp"
 
 	corev1 "k8s.io/api/core/v1"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/traffic"
-	"github.com/fledge-dev/fledge/internal/traffic/gatewayapi"
 )
 
 // decision is what the controller should make the provider serve for a Release.
@@ -38,21 +36,8 @@ func plan(rel *fledgev1.Release, services map[string]*corev1.Service) decision {
 		host = rel.Name
 	}
 	var problems []string
-	if spec.CanaryWeight < 0 || spec.CanaryWeight > 100 {
-		problems = append(problems, fmt.Sprintf("spec.canaryWeight %d: want an integer from 0 to 100", spec.CanaryWeight))
-	}
-	for i, p := range spec.Match {
-		if err := validatePredicate(p); err != nil {
-			problems = append(problems, fmt.Sprintf("spec.match[%d]: %v", i, err))
-		}
-	}
-	for i, ref := range spec.GatewayParents {
-		if _, err := gatewayapi.ParseParentRef(ref); err != nil {
-			problems = append(problems, fmt.Sprintf("spec.gatewayParents[%d]: %v", i, err))
-		}
-	}
-	if len(spec.Match) > 0 && spec.Canary == nil {
-		problems = append(problems, "spec.match is set but spec.canary is not: predicates need a canary")
+	for _, err := range spec.Validate() {
+		problems = append(problems, err.Error())
 	}
 	stable, err := backend("spec.stable", spec.Stable, services)
 	if err != nil {
@@ -108,26 +93,4 @@ func backend(field string, ref *fledgev1.ServiceRef, services map[string]*corev1
 		}
 	}
 	return nil, fmt.Errorf("%s: Service %q has no port %d", field, ref.Name, ref.Port)
-}
-
-// validatePredicate checks what the CRD schema cannot.
-func validatePredicate(p fledgev1.Predicate) error {
-	if p.Name == "" {
-		return fmt.Errorf("name is empty")
-	}
-	switch p.Type {
-	case fledgev1.PredicateHeader, fledgev1.PredicateCookie, fledgev1.PredicateQuery:
-	default:
-		return fmt.Errorf("unknown type %q (want Header, Cookie or Query)", p.Type)
-	}
-	switch p.Match {
-	case "", fledgev1.MatchExact, fledgev1.MatchPresent:
-	case fledgev1.MatchRegularExpression:
-		if _, err := regexp.Compile(p.Value); err != nil {
-			return fmt.Errorf("invalid regular expression %q: %v", p.Value, err)
-		}
-	default:
-		return fmt.Errorf("unknown match %q (want Exact, RegularExpression or Present)", p.Match)
-	}
-	return nil
 }

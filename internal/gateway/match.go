@@ -25,37 +25,26 @@ type matcher struct {
 	re *regexp.Regexp
 }
 
-// compileMatch compiles a route's predicates. An unknown type or match, an empty
-// name or an invalid regular expression is an error naming the predicate.
+// compileMatch compiles a route's predicates. An invalid predicate
+// (fledgev1.Predicate.Validate) is an error naming it.
 func compileMatch(ps []fledgev1.Predicate) ([]matcher, error) {
 	if len(ps) == 0 {
 		return nil, nil
 	}
 	ms := make([]matcher, 0, len(ps))
 	for i, p := range ps {
-		m := matcher{typ: p.Type, name: p.Name, match: p.Match, value: p.Value}
-		if m.name == "" {
-			return nil, fmt.Errorf("match[%d]: empty name", i)
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("match[%d]: %w", i, err)
 		}
-		switch p.Type {
-		case fledgev1.PredicateHeader:
+		m := matcher{typ: p.Type, name: p.Name, match: p.Match, value: p.Value}
+		if p.Type == fledgev1.PredicateHeader {
 			m.name = textproto.CanonicalMIMEHeaderKey(p.Name)
-		case fledgev1.PredicateCookie, fledgev1.PredicateQuery:
-		default:
-			return nil, fmt.Errorf("match[%d]: unknown type %q", i, p.Type)
 		}
 		switch p.Match {
 		case "":
 			m.match = fledgev1.MatchExact
-		case fledgev1.MatchExact, fledgev1.MatchPresent:
 		case fledgev1.MatchRegularExpression:
-			re, err := regexp.Compile(p.Value)
-			if err != nil {
-				return nil, fmt.Errorf("match[%d]: invalid regular expression %q: %w", i, p.Value, err)
-			}
-			m.re = re
-		default:
-			return nil, fmt.Errorf("match[%d]: unknown match %q", i, p.Match)
+			m.re = regexp.MustCompile(p.Value) // compiles: validated above
 		}
 		ms = append(ms, m)
 	}

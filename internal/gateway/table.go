@@ -239,33 +239,13 @@ func olderFirst(a, b *fledgev1.TrafficRoute) int {
 	return strings.Compare(a.Name, b.Name)
 }
 
-// validateRoute checks what the CRD schema may not have caught.
+// validateRoute checks what the CRD schema may not have caught: a host the
+// gateway can serve (see normalizeHost), then the spec's own rules.
 func validateRoute(spec *fledgev1.TrafficRouteSpec) error {
 	if normalizeHost(spec.Host) == "" {
 		return fmt.Errorf("empty host %q", spec.Host)
 	}
-	if err := validateRef("stable", &spec.Stable); err != nil {
-		return err
-	}
-	if spec.Canary != nil {
-		if err := validateRef("canary", spec.Canary); err != nil {
-			return err
-		}
-	}
-	if spec.CanaryWeight < 0 || spec.CanaryWeight > 100 {
-		return fmt.Errorf("canaryWeight %d outside 0..100", spec.CanaryWeight)
-	}
-	return nil
-}
-
-func validateRef(field string, ref *fledgev1.BackendRef) error {
-	if ref.Service == "" {
-		return fmt.Errorf("%s: empty service", field)
-	}
-	if ref.Port < 1 || ref.Port > 65535 {
-		return fmt.Errorf("%s: port %d outside 1..65535", field, ref.Port)
-	}
-	return nil
+	return spec.Validate()
 }
 
 // resolveAddrs returns the sorted, distinct "host:port" targets of a backend, and

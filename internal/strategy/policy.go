@@ -7,10 +7,7 @@ package strategy
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
@@ -44,20 +41,8 @@ type Policy struct {
 	RestartAt        time.Time
 }
 
-var percentPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?%$`)
-
-// ParsePercent parses "1.5%" into 0.015. It accepts only a plain decimal
-// number followed by "%".
-func ParsePercent(s string) (float64, error) {
-	if !percentPattern.MatchString(s) {
-		return 0, fmt.Errorf("%q: want a percentage such as \"1%%\" or \"0.5%%\"", s)
-	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q: %v", s, err)
-	}
-	return v / 100, nil
-}
+// ParsePercent is fledgev1.ParsePercent.
+func ParsePercent(s string) (float64, error) { return fledgev1.ParsePercent(s) }
 
 // PolicyFrom applies the defaults to p and validates it. Errors name the field
 // (spec.auto.<field>) and the value.

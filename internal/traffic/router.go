@@ -5,6 +5,8 @@ package traffic
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 )
@@ -53,4 +55,30 @@ type Router interface {
 	// Remove deletes everything the provider created for key. Removing a key
 	// that has nothing is not an error.
 	Remove(ctx context.Context, key Key) error
+}
+
+// Spec returns the route as the spec of a TrafficRoute, which has the same
+// fields but the key.
+func (r Route) Spec() fledgev1.TrafficRouteSpec {
+	spec := fledgev1.TrafficRouteSpec{
+		Host:         r.Host,
+		Stable:       fledgev1.BackendRef{Service: r.Stable.Service, Port: r.Stable.Port},
+		CanaryWeight: r.CanaryWeight,
+		Match:        slices.Clone(r.Match),
+	}
+	if r.Canary != nil {
+		spec.Canary = &fledgev1.BackendRef{Service: r.Canary.Service, Port: r.Canary.Port}
+	}
+	return spec
+}
+
+// Validate checks what every provider needs of a route: a key, and a valid
+// spec (see fledgev1.TrafficRouteSpec.Validate). Providers may refuse more
+// (names they cannot represent, for example).
+func (r Route) Validate() error {
+	if r.Namespace == "" || r.App == "" {
+		return fmt.Errorf("key %q: namespace and app are required", r.Key)
+	}
+	spec := r.Spec()
+	return spec.Validate()
 }

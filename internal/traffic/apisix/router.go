@@ -99,17 +99,27 @@ type Router struct {
 
 var _ traffic.Router = (*Router)(nil)
 
-// New returns a Router for cfg.
-func New(cfg Config) (*Router, error) {
-	u, err := url.Parse(cfg.BaseURL)
+// ParseAdminURL parses Config.BaseURL: http(s)://host[:port][/path], without
+// credentials, query or fragment; "/apisix/admin" when it has no path.
+func ParseAdminURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("apisix: admin URL %q: want http(s)://host[:port][/path]", cfg.BaseURL)
+		return nil, fmt.Errorf("apisix: admin URL %q: want http(s)://host[:port][/path]", s)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("apisix: admin URL must not carry credentials, a query or a fragment (the API key goes in Config.APIKey)")
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/apisix/admin"
+	}
+	return u, nil
+}
+
+// New returns a Router for cfg.
+func New(cfg Config) (*Router, error) {
+	u, err := ParseAdminURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.APIKey == "" {
 		return nil, errors.New("apisix: no admin API key")
@@ -349,19 +359,18 @@ var (
 	serviceRE = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 )
 
-// validate rejects routes before anything is written.
+// validate rejects routes before anything is written: invalid ones
+// (traffic.Route.Validate), and those APISIX cannot serve as fledge writes
+// them.
 func validate(r traffic.Route) error {
-	if r.Namespace == "" || r.App == "" {
-		return fmt.Errorf("key %q: namespace and app are required: %w", r.Key, ErrInvalidRoute)
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrInvalidRoute)
 	}
 	if !hostRE.MatchString(r.Host) {
 		return fmt.Errorf("host %q: want letters, digits, '.', '-' or '_': %w", r.Host, ErrInvalidRoute)
 	}
-	if err := validateBackend("stable", r.Stable); err != nil {
+	if err := validateService("stable", r.Stable); err != nil {
 		return err
-	}
-	if r.CanaryWeight < 0 || r.CanaryWeight > 100 {
-		return fmt.Errorf("canary weight %d: want 0..100: %w", r.CanaryWeight, ErrInvalidRoute)
 	}
 	if r.Canary == nil {
 		if r.CanaryWeight != 0 || len(r.Match) > 0 {
@@ -369,13 +378,10 @@ func validate(r traffic.Route) error {
 		}
 		return nil
 	}
-	if err := validateBackend("canary", *r.Canary); err != nil {
+	if err := validateService("canary", *r.Canary); err != nil {
 		return err
 	}
 	for _, p := range r.Match {
-		if p.Name == "" {
-			return fmt.Errorf("%s predicate without name: %w", p.Type, ErrInvalidRoute)
-		}
 		if _, err := encodeVar(p); err != nil {
 			return err
 		}
@@ -383,12 +389,11 @@ func validate(r traffic.Route) error {
 	return nil
 }
 
-func validateBackend(role string, b traffic.Backend) error {
+// validateService refuses backends that are not Service names: they become
+// upstream ids and labels.
+func validateService(role string, b traffic.Backend) error {
 	if !serviceRE.MatchString(b.Service) {
 		return fmt.Errorf("%s service %q: want a Service name: %w", role, b.Service, ErrInvalidRoute)
-	}
-	if b.Port < 1 || b.Port > 65535 {
-		return fmt.Errorf("%s port %d: want 1..65535: %w", role, b.Port, ErrInvalidRoute)
 	}
 	return nil
 }

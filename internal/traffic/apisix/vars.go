@@ -61,6 +61,9 @@ func encodeVars(ps []fledgev1.Predicate) ([][]string, error) {
 }
 
 func encodeVar(p fledgev1.Predicate) ([]string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w: %w", p.Type, p.Name, err, ErrInvalidRoute)
+	}
 	var name string
 	switch p.Type {
 	case fledgev1.PredicateHeader:
@@ -73,26 +76,19 @@ func encodeVar(p fledgev1.Predicate) ([]string, error) {
 			return nil, fmt.Errorf("cookie name %q: apisix supports only letters, digits, '-' and '_': %w", p.Name, errors.ErrUnsupported)
 		}
 		name = varCookie + p.Name
-	case fledgev1.PredicateQuery:
+	default: // PredicateQuery
 		if !argNameRE.MatchString(p.Name) {
 			return nil, fmt.Errorf("query parameter name %q: apisix supports only letters, digits, '-' and '_': %w", p.Name, errors.ErrUnsupported)
 		}
 		name = varQuery + p.Name
-	default:
-		return nil, fmt.Errorf("predicate type %q: %w", p.Type, ErrInvalidRoute)
 	}
 	switch p.Match {
-	case "", fledgev1.MatchExact:
-		return []string{name, opExact, p.Value}, nil
 	case fledgev1.MatchRegularExpression:
-		if _, err := regexp.Compile(p.Value); err != nil {
-			return nil, fmt.Errorf("%s %q: regular expression %q: %v: %w", p.Type, p.Name, p.Value, err, ErrInvalidRoute)
-		}
 		return []string{name, opRegex, p.Value}, nil
 	case fledgev1.MatchPresent:
 		return []string{name, opPresent, presentPattern}, nil
-	default:
-		return nil, fmt.Errorf("%s %q: match type %q: %w", p.Type, p.Name, p.Match, ErrInvalidRoute)
+	default: // Exact, or empty
+		return []string{name, opExact, p.Value}, nil
 	}
 }
 

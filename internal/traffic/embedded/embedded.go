@@ -34,19 +34,6 @@ var _ traffic.Router = (*Router)(nil)
 // New returns a Router that reads and writes TrafficRoutes through c.
 func New(c client.Client) *Router { return &Router{c: c} }
 
-func specOf(r traffic.Route) fledgev1.TrafficRouteSpec {
-	spec := fledgev1.TrafficRouteSpec{
-		Host:         r.Host,
-		Stable:       fledgev1.BackendRef{Service: r.Stable.Service, Port: r.Stable.Port},
-		CanaryWeight: r.CanaryWeight,
-		Match:        slices.Clone(r.Match),
-	}
-	if r.Canary != nil {
-		spec.Canary = &fledgev1.BackendRef{Service: r.Canary.Service, Port: r.Canary.Port}
-	}
-	return spec
-}
-
 func routeOf(tr *fledgev1.TrafficRoute) traffic.Route {
 	r := traffic.Route{
 		Key:          traffic.Key{Namespace: tr.Namespace, App: tr.Name},
@@ -68,7 +55,7 @@ func owned(tr *fledgev1.TrafficRoute) bool {
 // Ensure creates or updates the application's TrafficRoute. It writes nothing
 // when the object already says r.
 func (e *Router) Ensure(ctx context.Context, r traffic.Route) error {
-	want := specOf(r)
+	want := r.Spec()
 	var tr fledgev1.TrafficRoute
 	err := e.c.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.App}, &tr)
 	switch {

@@ -106,7 +106,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
 	"strings"
 
@@ -115,6 +114,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -185,10 +185,10 @@ func New(c client.Client, cfg Config) (*Router, error) {
 		}
 		// The CRD's defaults, written out so that what is stored compares equal.
 		if ref.Group == nil {
-			ref.Group = ptr(gatewayv1.Group(gatewayv1.GroupName))
+			ref.Group = ptr.To(gatewayv1.Group(gatewayv1.GroupName))
 		}
 		if ref.Kind == nil {
-			ref.Kind = ptr(gatewayv1.Kind("Gateway"))
+			ref.Kind = ptr.To(gatewayv1.Kind("Gateway"))
 		}
 		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&ref)
 		if err != nil {
@@ -207,7 +207,7 @@ type wanted struct {
 }
 
 func (g *Router) want(r traffic.Route) (wanted, error) {
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return wanted{}, err
 	}
 	rules, err := rulesFor(r)
@@ -225,36 +225,11 @@ func (g *Router) want(r traffic.Route) (wanted, error) {
 	return w, nil
 }
 
-func validate(r traffic.Route) error {
-	switch {
-	case r.Namespace == "" || r.App == "":
-		return fmt.Errorf("key %q needs a namespace and an app", r.Key)
-	case r.Host == "":
-		return errors.New("host is empty")
-	case r.CanaryWeight < 0 || r.CanaryWeight > 100:
-		return fmt.Errorf("canary weight %d outside 0..100", r.CanaryWeight)
-	}
-	if err := validateBackend("stable", r.Stable); err != nil {
-		return err
-	}
-	if r.Canary != nil {
-		return validateBackend("canary", *r.Canary)
-	}
-	return nil
-}
-
-func validateBackend(role string, b traffic.Backend) error {
-	if b.Service == "" || b.Port < 1 || b.Port > math.MaxUint16 {
-		return fmt.Errorf("%s backend %s:%d needs a Service name and a port in 1..65535", role, b.Service, b.Port)
-	}
-	return nil
-}
-
 func rulesFor(r traffic.Route) ([]gatewayv1.HTTPRouteRule, error) {
 	every := []gatewayv1.HTTPRouteMatch{{Path: rootPath()}}
 	if r.Canary == nil {
 		return []gatewayv1.HTTPRouteRule{{
-			Name: ptr(gatewayv1.SectionName(RuleSplit)), Matches: every,
+			Name: ptr.To(gatewayv1.SectionName(RuleSplit)), Matches: every,
 			BackendRefs: []gatewayv1.HTTPBackendRef{backendRef(r.Stable, 100)},
 		}}, nil
 	}
@@ -265,12 +240,12 @@ func rulesFor(r traffic.Route) ([]gatewayv1.HTTPRouteRule, error) {
 			return nil, err
 		}
 		rules = append(rules, gatewayv1.HTTPRouteRule{
-			Name: ptr(gatewayv1.SectionName(RuleCanaryMatch)), Matches: []gatewayv1.HTTPRouteMatch{m},
+			Name: ptr.To(gatewayv1.SectionName(RuleCanaryMatch)), Matches: []gatewayv1.HTTPRouteMatch{m},
 			BackendRefs: []gatewayv1.HTTPBackendRef{backendRef(*r.Canary, 100)},
 		})
 	}
 	return append(rules, gatewayv1.HTTPRouteRule{
-		Name: ptr(gatewayv1.SectionName(RuleSplit)), Matches: every,
+		Name: ptr.To(gatewayv1.SectionName(RuleSplit)), Matches: every,
 		BackendRefs: []gatewayv1.HTTPBackendRef{backendRef(r.Stable, 100-r.CanaryWeight), backendRef(*r.Canary, r.CanaryWeight)},
 	}), nil
 }
@@ -278,12 +253,12 @@ func rulesFor(r traffic.Route) ([]gatewayv1.HTTPRouteRule, error) {
 func backendRef(b traffic.Backend, weight int32) gatewayv1.HTTPBackendRef {
 	return gatewayv1.HTTPBackendRef{BackendRef: gatewayv1.BackendRef{
 		BackendObjectReference: gatewayv1.BackendObjectReference{
-			Group: ptr(gatewayv1.Group("")),
-			Kind:  ptr(gatewayv1.Kind("Service")),
+			Group: ptr.To(gatewayv1.Group("")),
+			Kind:  ptr.To(gatewayv1.Kind("Service")),
 			Name:  gatewayv1.ObjectName(b.Service),
-			Port:  ptr(b.Port),
+			Port:  ptr.To(b.Port),
 		},
-		Weight: ptr(weight),
+		Weight: ptr.To(weight),
 	}}
 }
 

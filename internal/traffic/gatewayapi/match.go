@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
@@ -61,7 +62,7 @@ func unsupported(format string, args ...any) error {
 }
 
 func rootPath() *gatewayv1.HTTPPathMatch {
-	return &gatewayv1.HTTPPathMatch{Type: ptr(gatewayv1.PathMatchPathPrefix), Value: ptr(ruleRootPath)}
+	return &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To(ruleRootPath)}
 }
 
 // encodeMatch writes predicates, which are AND'ed, as one HTTPRouteMatch
@@ -92,7 +93,7 @@ func encodeMatch(ps []fledgev1.Predicate) (gatewayv1.HTTPRouteMatch, error) {
 			}
 			headers[strings.ToLower(p.Name)] = "header " + p.Name
 			m.Headers = append(m.Headers, gatewayv1.HTTPHeaderMatch{
-				Type: ptr(gatewayv1.HeaderMatchType(typ)), Name: gatewayv1.HTTPHeaderName(p.Name), Value: v,
+				Type: ptr.To(gatewayv1.HeaderMatchType(typ)), Name: gatewayv1.HTTPHeaderName(p.Name), Value: v,
 			})
 		case fledgev1.PredicateQuery:
 			if !validName(p.Name) {
@@ -107,7 +108,7 @@ func encodeMatch(ps []fledgev1.Predicate) (gatewayv1.HTTPRouteMatch, error) {
 			}
 			queries[p.Name] = true
 			m.QueryParams = append(m.QueryParams, gatewayv1.HTTPQueryParamMatch{
-				Type: ptr(gatewayv1.QueryParamMatchType(typ)), Name: gatewayv1.HTTPHeaderName(p.Name), Value: v,
+				Type: ptr.To(gatewayv1.QueryParamMatchType(typ)), Name: gatewayv1.HTTPHeaderName(p.Name), Value: v,
 			})
 		case fledgev1.PredicateCookie:
 			v, err := cookieRegex(p.Name, mt, p.Value)
@@ -122,7 +123,7 @@ func encodeMatch(ps []fledgev1.Predicate) (gatewayv1.HTTPRouteMatch, error) {
 			}
 			headers[strings.ToLower(cookieHeader)] = "cookie " + p.Name
 			m.Headers = append(m.Headers, gatewayv1.HTTPHeaderMatch{
-				Type: ptr(gatewayv1.HeaderMatchRegularExpression), Name: cookieHeader, Value: v,
+				Type: ptr.To(gatewayv1.HeaderMatchRegularExpression), Name: cookieHeader, Value: v,
 			})
 		default:
 			return m, fmt.Errorf("predicate type %q unknown (want %s, %s or %s)", p.Type,

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
@@ -156,31 +157,31 @@ func TestEncodeMatchRoundTrip(t *testing.T) {
 		{
 			name:    "header exact, empty match type",
 			in:      []fledgev1.Predicate{h("X-Debug", "", "1")},
-			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr(gatewayv1.HeaderMatchExact), Name: "X-Debug", Value: "1"}},
+			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr.To(gatewayv1.HeaderMatchExact), Name: "X-Debug", Value: "1"}},
 		},
 		{
 			name:    "header present and regular expression, sorted by name",
 			in:      []fledgev1.Predicate{h("x-tenant", fledgev1.MatchRegularExpression, "^beta-"), h("X-Canary", fledgev1.MatchPresent, "ignored")},
-			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr(gatewayv1.HeaderMatchRegularExpression), Name: "X-Canary", Value: ".*"}, {Type: ptr(gatewayv1.HeaderMatchRegularExpression), Name: "x-tenant", Value: ".*(^beta-).*"}},
+			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr.To(gatewayv1.HeaderMatchRegularExpression), Name: "X-Canary", Value: ".*"}, {Type: ptr.To(gatewayv1.HeaderMatchRegularExpression), Name: "x-tenant", Value: ".*(^beta-).*"}},
 		},
 		{
 			name:    "cookie beside headers",
 			in:      []fledgev1.Predicate{c("canary", fledgev1.MatchExact, "always"), h("X-Debug", fledgev1.MatchExact, "1")},
-			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr(gatewayv1.HeaderMatchRegularExpression), Name: "Cookie", Value: `^(.*;[ \t]*)?canary=always(;.*)?$`}, {Type: ptr(gatewayv1.HeaderMatchExact), Name: "X-Debug", Value: "1"}},
+			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr.To(gatewayv1.HeaderMatchRegularExpression), Name: "Cookie", Value: `^(.*;[ \t]*)?canary=always(;.*)?$`}, {Type: ptr.To(gatewayv1.HeaderMatchExact), Name: "X-Debug", Value: "1"}},
 		},
 		{
 			name: "query kinds",
 			in:   []fledgev1.Predicate{q("v", fledgev1.MatchRegularExpression, "^2"), q("canary", fledgev1.MatchExact, "true"), q("debug", fledgev1.MatchPresent, "")},
 			queries: []gatewayv1.HTTPQueryParamMatch{
-				{Type: ptr(gatewayv1.QueryParamMatchExact), Name: "canary", Value: "true"},
-				{Type: ptr(gatewayv1.QueryParamMatchRegularExpression), Name: "debug", Value: ".*"},
-				{Type: ptr(gatewayv1.QueryParamMatchRegularExpression), Name: "v", Value: ".*(^2).*"},
+				{Type: ptr.To(gatewayv1.QueryParamMatchExact), Name: "canary", Value: "true"},
+				{Type: ptr.To(gatewayv1.QueryParamMatchRegularExpression), Name: "debug", Value: ".*"},
+				{Type: ptr.To(gatewayv1.QueryParamMatchRegularExpression), Name: "v", Value: ".*(^2).*"},
 			},
 		},
 		{
 			name:    "a Cookie header regular expression is a header predicate",
 			in:      []fledgev1.Predicate{h("Cookie", fledgev1.MatchRegularExpression, "session=")},
-			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr(gatewayv1.HeaderMatchRegularExpression), Name: "Cookie", Value: ".*(session=).*"}},
+			headers: []gatewayv1.HTTPHeaderMatch{{Type: ptr.To(gatewayv1.HeaderMatchRegularExpression), Name: "Cookie", Value: ".*(session=).*"}},
 		},
 	}
 	for _, tc := range tests {
@@ -285,14 +286,14 @@ func TestEncodeMatchRefuses(t *testing.T) {
 // TestDecodeMatchRejectsForeignForms: Observe does not guess at matches fledge
 // does not write.
 func TestDecodeMatchRejectsForeignForms(t *testing.T) {
-	re := ptr(gatewayv1.HeaderMatchRegularExpression)
+	re := ptr.To(gatewayv1.HeaderMatchRegularExpression)
 	tests := map[string]gatewayv1.HTTPRouteMatch{
 		"bare regular expression": {Headers: []gatewayv1.HTTPHeaderMatch{{Type: re, Name: "X-A", Value: "^beta"}}},
 		"two wrapped halves":      {Headers: []gatewayv1.HTTPHeaderMatch{{Type: re, Name: "X-A", Value: ".*(a).*(b).*"}}},
-		"bare query expression":   {QueryParams: []gatewayv1.HTTPQueryParamMatch{{Type: ptr(gatewayv1.QueryParamMatchRegularExpression), Name: "q", Value: "x+"}}},
-		"a narrower path":         {Path: &gatewayv1.HTTPPathMatch{Type: ptr(gatewayv1.PathMatchPathPrefix), Value: ptr("/api")}},
-		"an exact path":           {Path: &gatewayv1.HTTPPathMatch{Type: ptr(gatewayv1.PathMatchExact), Value: ptr("/")}},
-		"a method":                {Method: ptr(gatewayv1.HTTPMethodGet)},
+		"bare query expression":   {QueryParams: []gatewayv1.HTTPQueryParamMatch{{Type: ptr.To(gatewayv1.QueryParamMatchRegularExpression), Name: "q", Value: "x+"}}},
+		"a narrower path":         {Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/api")}},
+		"an exact path":           {Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchExact), Value: ptr.To("/")}},
+		"a method":                {Method: ptr.To(gatewayv1.HTTPMethodGet)},
 		"a foreign Cookie regex":  {Headers: []gatewayv1.HTTPHeaderMatch{{Type: re, Name: "Cookie", Value: `(^|;\s*)a=1(;|$)`}}},
 	}
 	for name, m := range tests {
