@@ -2,58 +2,101 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/metricsource"
 )
 
-// autoFlags configure the metric sources of automated releases.
-type autoFlags struct {
+// metricFlags configure the metric sources of automated releases: the
+// builtin one (the gateway replicas' own counters) and Prometheus.
+type metricFlags struct {
 	source          string
 	gatewayMetrics  string
 	gatewayPortName string
+
+	promURL       string
+	promTokenFile string
+	promTimeout   time.Duration
 }
 
-func bindAutoFlags(fs *pflag.FlagSet, f *controllerFlags) {
-	fs.StringVar(&f.auto.source, "metric-source", string(fledgev1.MetricSourceBuiltin),
+// metricConfig is what metricFlags ask for, validated.
+type metricConfig struct {
+	// source is the default metric source.
+	source          fledgev1.MetricSource
+	gatewayMetrics  types.NamespacedName
+	gatewayPortName string
+	// promURL enables the prometheus source when not empty.
+	promURL       string
+	promTokenFile string
+	promTimeout   time.Duration
+}
+
+func (f *metricFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&f.source, "metric-source", string(fledgev1.MetricSourceBuiltin),
 		"default metric source of automated releases: builtin (the embedded gateway's own counters) or prometheus")
-	fs.StringVar(&f.auto.gatewayMetrics, "gateway-metrics-service", "fledge-system/fledge-gateway-metrics",
+	fs.StringVar(&f.gatewayMetrics, "gateway-metrics-service", "fledge-system/fledge-gateway-metrics",
 		"namespace/name of the Service whose endpoints are the gateway replicas' metrics (builtin source)")
-	fs.StringVar(&f.auto.gatewayPortName, "gateway-metrics-port", "metrics", "name of that Service's metrics port")
-	bindPrometheusFlags(fs, f)
+	fs.StringVar(&f.gatewayPortName, "gateway-metrics-port", "metrics", "name of that Service's metrics port")
+	fs.StringVar(&f.promURL, "prometheus-url", "", "Prometheus server of the prometheus metric source, e.g. http://prometheus.monitoring:9090")
+	fs.StringVar(&f.promTokenFile, "prometheus-bearer-token-file", "", "file holding a bearer token for Prometheus (never logged)")
+	fs.DurationVar(&f.promTimeout, "prometheus-timeout", 10*time.Second, "timeout of one Prometheus query")
 }
 
-func (f *controllerFlags) completeAuto() error {
-	switch m := fledgev1.MetricSource(f.auto.source); m {
+// validate checks the metric flags, without I/O.
+func (f *metricFlags) validate() (metricConfig, error) {
+	c := metricConfig{gatewayPortName: f.gatewayPortName, promURL: f.promURL, promTokenFile: f.promTokenFile, promTimeout: f.promTimeout}
+	switch m := fledgev1.MetricSource(f.source); m {
 	case fledgev1.MetricSourceBuiltin, fledgev1.MetricSourcePrometheus:
-		f.opts.DefaultMetricSource = m
+		c.source = m
 	default:
-		return fmt.Errorf("--metric-source %q: want builtin or prometheus", f.auto.source)
+		return metricConfig{}, fmt.Errorf("--metric-source %q: want builtin or prometheus", f.source)
 	}
-	ns, name, ok := strings.Cut(f.auto.gatewayMetrics, "/")
+	ns, name, ok := strings.Cut(f.gatewayMetrics, "/")
 	if !ok || ns == "" || name == "" {
-		return fmt.Errorf("--gateway-metrics-service %q: want namespace/name", f.auto.gatewayMetrics)
+		return metricConfig{}, fmt.Errorf("--gateway-metrics-service %q: want namespace/name", f.gatewayMetrics)
 	}
-	prom, err := f.prometheusSource()
-	if err != nil {
-		return err
+	c.gatewayMetrics = types.NamespacedName{Namespace: ns, Name: name}
+	if c.source == fledgev1.MetricSourcePrometheus && f.promURL == "" {
+		return metricConfig{}, fmt.Errorf("--metric-source prometheus needs --prometheus-url")
 	}
-	if f.opts.DefaultMetricSource == fledgev1.MetricSourcePrometheus && prom == nil {
-		return fmt.Errorf("--metric-source prometheus needs --prometheus-url")
+	return c, nil
+}
+
+// build reads the Prometheus bearer token file and returns how the
+// controller makes its metric sources.
+func (c metricConfig) build() (func(client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error), error) {
+	var prom metricsource.Source
+	if c.promURL != "" {
+		opts := metricsource.PrometheusOptions{URL: c.promURL, Timeout: c.promTimeout}
+		if c.promTokenFile != "" {
+			b, err := os.ReadFile(c.promTokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("--prometheus-bearer-token-file: %w", err)
+			}
+			opts.BearerToken = metricsource.Secret(strings.TrimSpace(string(b)))
+		}
+		src, err := metricsource.NewPrometheus(opts)
+		if err != nil {
+			return nil, fmt.Errorf("--prometheus-url: %w", err)
+		}
+		prom = src
 	}
-	f.opts.MetricSources = func(c client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error) {
+	return func(r client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error) {
 		sources := map[fledgev1.MetricSource]metricsource.Source{
 			fledgev1.MetricSourceBuiltin: metricsource.NewBuiltin(metricsource.EndpointSliceTargets{
-				Reader: c, Namespace: ns, Service: name, PortName: f.auto.gatewayPortName}, metricsource.BuiltinOptions{}),
+				Reader: r, Namespace: c.gatewayMetrics.Namespace, Service: c.gatewayMetrics.Name, PortName: c.gatewayPortName},
+				metricsource.BuiltinOptions{}),
 		}
 		if prom != nil {
 			sources[fledgev1.MetricSourcePrometheus] = prom
 		}
 		return sources, nil
-	}
-	return nil
+	}, nil
 }

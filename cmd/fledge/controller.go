@@ -3,33 +3,35 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/controller"
-	"github.com/fledge-dev/fledge/internal/traffic"
-	"github.com/fledge-dev/fledge/internal/traffic/apisix"
 )
 
-// controllerFlags are the flags of `fledge controller`.
+// `fledge controller` is wired in three steps, in this order: the flags are
+// parsed (controllerFlags), validated without I/O (validate, table-tested),
+// then what needs the cluster or the file system is built (build): the
+// providers (providerflags.go) and the metric sources (autoflags.go).
+
+// controllerFlags are the flags of `fledge controller`, as given.
 type controllerFlags struct {
 	kubeconfig string
 	provider   string
 	opts       controller.Options
 
-	apisixURL       string
-	apisixSecret    string
-	apisixSecretKey string
-	apisixDiscovery bool
+	providers providerFlags
+	metrics   metricFlags
+}
 
-	gatewayParents []string
-	auto           autoFlags
-	prom           promFlags
+// controllerConfig is what the flags ask for, validated.
+type controllerConfig struct {
+	opts      controller.Options
+	providers providerConfig
+	metrics   metricConfig
 }
 
 func newControllerCommand() *cobra.Command {
@@ -39,20 +41,30 @@ func newControllerCommand() *cobra.Command {
 		Short: "Run the controller: Services' annotations and Releases become routing",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.validate(); err != nil {
+			c, err := f.validate()
+			if err != nil {
 				return err
 			}
 			cfg, err := restConfig(f.kubeconfig)
 			if err != nil {
 				return err
 			}
-			if err := f.complete(cmd.Context(), cfg); err != nil {
+			opts, err := c.build(cmd.Context(), cfg)
+			if err != nil {
 				return err
 			}
-			return controller.Run(cmd.Context(), cfg, f.opts)
+			return controller.Run(cmd.Context(), cfg, opts)
 		},
 	}
 	fs := cmd.Flags()
+	f.bind(fs)
+	f.providers.bind(fs)
+	f.metrics.bind(fs)
+	return cmd
+}
+
+// bind binds the controller's own flags.
+func (f *controllerFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then in-cluster)")
 	fs.StringVar(&f.opts.MetricsAddr, "metrics-addr", ":8080", `address serving Prometheus metrics ("0" disables)`)
 	fs.StringVar(&f.opts.HealthAddr, "health-addr", ":8081", `address serving /healthz and /readyz ("0" disables)`)
@@ -60,88 +72,50 @@ func newControllerCommand() *cobra.Command {
 	fs.StringVar(&f.opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the controller's own)")
 	fs.StringVar(&f.opts.Namespace, "namespace", "", "watch only this namespace (default: all)")
 	fs.StringVar(&f.provider, "default-provider", string(fledgev1.ProviderEmbedded),
-		"traffic provider for applications that name none: embedded, apisix or gatewayapi")
+		"traffic provider for applications that name none: "+fledgev1.ProviderNames())
 	fs.IntVar(&f.opts.Workers, "workers", 4, "applications reconciled at once")
 	fs.Float32Var(&f.opts.QPS, "kube-api-qps", 0, "client-side limit of requests per second to the API server (0: none; the API server's priority and fairness applies)")
 	fs.IntVar(&f.opts.Burst, "kube-api-burst", 0, "client-side burst of requests to the API server (with --kube-api-qps)")
 	fs.DurationVar(&f.opts.AnalysisInterval, "analysis-interval", controller.DefaultAnalysisInterval, "how often running automated releases are judged")
-	fs.StringVar(&f.apisixURL, "apisix-admin-url", "", "APISIX Admin API address (enables the apisix provider), e.g. http://apisix-admin.apisix:9180")
-	fs.StringVar(&f.apisixSecret, "apisix-key-secret", "fledge-system/fledge-apisix", "namespace/name of the Secret holding the APISIX Admin API key")
-	fs.StringVar(&f.apisixSecretKey, "apisix-key-secret-key", "key", "entry of that Secret holding the key")
-	fs.BoolVar(&f.apisixDiscovery, "apisix-discovery", false, "let APISIX find endpoints with its Kubernetes discovery instead of copying them into upstream nodes")
-	bindAutoFlags(fs, &f)
-	return cmd
 }
 
-// validate checks the flags that need no cluster.
-func (f *controllerFlags) validate() error {
-	switch p := fledgev1.Provider(f.provider); p {
-	case fledgev1.ProviderEmbedded, fledgev1.ProviderAPISIX, fledgev1.ProviderGatewayAPI:
-		f.opts.DefaultProvider = p
-	default:
-		return fmt.Errorf("--default-provider %q: want embedded, apisix or gatewayapi", f.provider)
-	}
-	if f.opts.DefaultProvider == fledgev1.ProviderAPISIX && f.apisixURL == "" {
-		return fmt.Errorf("--default-provider apisix needs --apisix-admin-url")
-	}
-	if f.opts.DefaultProvider == fledgev1.ProviderGatewayAPI && len(f.gatewayParents) == 0 {
-		return fmt.Errorf("--default-provider gatewayapi needs --gateway-api-parent")
-	}
-	if f.opts.Workers < 1 {
-		return fmt.Errorf("--workers %d: want at least 1", f.opts.Workers)
-	}
-	if f.opts.QPS < 0 || f.opts.Burst < 0 {
-		return fmt.Errorf("--kube-api-qps %v, --kube-api-burst %d: must not be negative", f.opts.QPS, f.opts.Burst)
-	}
-	if f.opts.AnalysisInterval <= 0 {
-		return fmt.Errorf("--analysis-interval %v: must be positive", f.opts.AnalysisInterval)
-	}
-	if ns, name, ok := strings.Cut(f.apisixSecret, "/"); !ok || ns == "" || name == "" {
-		return fmt.Errorf("--apisix-key-secret %q: want namespace/name", f.apisixSecret)
-	}
-	if _, err := f.gatewayAPIParents(); err != nil {
-		return err
-	}
-	return f.completeAuto()
-}
-
-// complete builds the optional providers, reading the APISIX key Secret.
-func (f *controllerFlags) complete(ctx context.Context, cfg *rest.Config) error {
-	var apisixKey string
-	if f.apisixURL != "" {
-		ns, name, _ := strings.Cut(f.apisixSecret, "/")
-		reader, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
-		if err != nil {
-			return err
-		}
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if apisixKey, err = apisix.APIKeyFromSecret(rctx, reader, ns, name, f.apisixSecretKey); err != nil {
-			return err
-		}
-	}
-	gatewayParents, err := f.gatewayAPIParents()
+// validate checks the flags, without I/O.
+func (f *controllerFlags) validate() (controllerConfig, error) {
+	c := controllerConfig{opts: f.opts}
+	p, err := fledgev1.ParseProvider(f.provider)
 	if err != nil {
-		return err
+		return controllerConfig{}, fmt.Errorf("--default-provider %q: %w", f.provider, err)
 	}
-	f.opts.Routers = func(c client.Client) (map[fledgev1.Provider]traffic.Router, error) {
-		routers := map[fledgev1.Provider]traffic.Router{}
-		if f.apisixURL != "" {
-			r, err := apisix.New(apisix.Config{BaseURL: f.apisixURL, APIKey: apisixKey, Discovery: f.apisixDiscovery,
-				Resolver: apisix.EndpointSliceResolver{Reader: c}})
-			if err != nil {
-				return nil, fmt.Errorf("--apisix-admin-url: %w", err)
-			}
-			routers[fledgev1.ProviderAPISIX] = r
-		}
-		if gatewayParents != nil {
-			r, err := gatewayParents(c)
-			if err != nil {
-				return nil, err
-			}
-			routers[fledgev1.ProviderGatewayAPI] = r
-		}
-		return routers, nil
+	c.opts.DefaultProvider = p
+	if c.opts.Workers < 1 {
+		return controllerConfig{}, fmt.Errorf("--workers %d: want at least 1", c.opts.Workers)
 	}
-	return nil
+	if c.opts.QPS < 0 || c.opts.Burst < 0 {
+		return controllerConfig{}, fmt.Errorf("--kube-api-qps %v, --kube-api-burst %d: must not be negative", c.opts.QPS, c.opts.Burst)
+	}
+	if c.opts.AnalysisInterval <= 0 {
+		return controllerConfig{}, fmt.Errorf("--analysis-interval %v: must be positive", c.opts.AnalysisInterval)
+	}
+	if c.providers, err = f.providers.validate(p); err != nil {
+		return controllerConfig{}, err
+	}
+	if c.metrics, err = f.metrics.validate(); err != nil {
+		return controllerConfig{}, err
+	}
+	c.opts.DefaultMetricSource = c.metrics.source
+	return c, nil
+}
+
+// build makes the controller's options: it reads the secrets the flags name
+// and prepares the providers and metric sources.
+func (c controllerConfig) build(ctx context.Context, cfg *rest.Config) (controller.Options, error) {
+	opts := c.opts
+	var err error
+	if opts.Routers, err = c.providers.build(ctx, cfg); err != nil {
+		return controller.Options{}, err
+	}
+	if opts.MetricSources, err = c.metrics.build(); err != nil {
+		return controller.Options{}, err
+	}
+	return opts, nil
 }

@@ -1,70 +1,101 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/fledge-dev/fledge/internal/metricsource"
-	"github.com/fledge-dev/fledge/internal/traffic"
-	"github.com/fledge-dev/fledge/internal/traffic/gatewayapi"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/controller"
+	"github.com/fledge-dev/fledge/internal/traffic/apisix"
+	"github.com/fledge-dev/fledge/internal/traffic/gatewayapi"
+	"github.com/fledge-dev/fledge/internal/traffic/providers"
 )
 
-// promFlags configure the Prometheus metric source.
-type promFlags struct {
-	url       string
-	tokenFile string
-	timeout   time.Duration
+// providerFlags enable the traffic providers besides the embedded one.
+type providerFlags struct {
+	apisixURL       string
+	apisixSecret    string
+	apisixSecretKey string
+	apisixDiscovery bool
+	gatewayParents  []string
 }
 
-func bindPrometheusFlags(fs *pflag.FlagSet, f *controllerFlags) {
-	fs.StringVar(&f.prom.url, "prometheus-url", "", "Prometheus server of the prometheus metric source, e.g. http://prometheus.monitoring:9090")
-	fs.StringVar(&f.prom.tokenFile, "prometheus-bearer-token-file", "", "file holding a bearer token for Prometheus (never logged)")
-	fs.DurationVar(&f.prom.timeout, "prometheus-timeout", 10*time.Second, "timeout of one Prometheus query")
+// providerConfig is what providerFlags ask for, validated.
+type providerConfig struct {
+	// apisixURL enables the apisix provider when not empty; its key is in
+	// data[apisixSecretKey] of the Secret apisixSecret.
+	apisixURL       string
+	apisixSecret    types.NamespacedName
+	apisixSecretKey string
+	apisixDiscovery bool
+	gatewayParents  []gatewayv1.ParentReference
+}
+
+func (f *providerFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&f.apisixURL, "apisix-admin-url", "", "APISIX Admin API address (enables the apisix provider), e.g. http://apisix-admin.apisix:9180")
+	fs.StringVar(&f.apisixSecret, "apisix-key-secret", "fledge-system/fledge-apisix", "namespace/name of the Secret holding the APISIX Admin API key")
+	fs.StringVar(&f.apisixSecretKey, "apisix-key-secret-key", "key", "entry of that Secret holding the key")
+	fs.BoolVar(&f.apisixDiscovery, "apisix-discovery", false, "let APISIX find endpoints with its Kubernetes discovery instead of copying them into upstream nodes")
 	fs.StringArrayVar(&f.gatewayParents, "gateway-api-parent", nil,
 		"parent Gateway of the HTTPRoutes, namespace/name[/sectionName] (repeatable; enables the gatewayapi provider)")
 }
 
-// prometheusSource returns the Prometheus source, or nil without --prometheus-url.
-func (f *controllerFlags) prometheusSource() (metricsource.Source, error) {
-	if f.prom.url == "" {
-		return nil, nil
+// validate checks the provider flags, without I/O, given the default provider
+// (which must be enabled).
+func (f *providerFlags) validate(defaultProvider fledgev1.Provider) (providerConfig, error) {
+	c := providerConfig{apisixURL: f.apisixURL, apisixSecretKey: f.apisixSecretKey, apisixDiscovery: f.apisixDiscovery}
+	if defaultProvider == fledgev1.ProviderAPISIX && f.apisixURL == "" {
+		return providerConfig{}, fmt.Errorf("--default-provider apisix needs --apisix-admin-url")
 	}
-	opts := metricsource.PrometheusOptions{URL: f.prom.url, Timeout: f.prom.timeout}
-	if f.prom.tokenFile != "" {
-		b, err := os.ReadFile(f.prom.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--prometheus-bearer-token-file: %w", err)
+	if defaultProvider == fledgev1.ProviderGatewayAPI && len(f.gatewayParents) == 0 {
+		return providerConfig{}, fmt.Errorf("--default-provider gatewayapi needs --gateway-api-parent")
+	}
+	ns, name, ok := strings.Cut(f.apisixSecret, "/")
+	if !ok || ns == "" || name == "" {
+		return providerConfig{}, fmt.Errorf("--apisix-key-secret %q: want namespace/name", f.apisixSecret)
+	}
+	c.apisixSecret = types.NamespacedName{Namespace: ns, Name: name}
+	if f.apisixURL != "" {
+		if _, err := apisix.ParseAdminURL(f.apisixURL); err != nil {
+			return providerConfig{}, fmt.Errorf("--apisix-admin-url: %w", err)
 		}
-		opts.BearerToken = metricsource.Secret(strings.TrimSpace(string(b)))
 	}
-	src, err := metricsource.NewPrometheus(opts)
-	if err != nil {
-		return nil, fmt.Errorf("--prometheus-url: %w", err)
-	}
-	return src, nil
-}
-
-// gatewayAPIParents parses --gateway-api-parent and returns how to build the
-// gatewayapi provider, or nil when the flag is not given.
-func (f *controllerFlags) gatewayAPIParents() (func(client.Client) (traffic.Router, error), error) {
-	if len(f.gatewayParents) == 0 {
-		return nil, nil
-	}
-	var refs []gatewayv1.ParentReference
 	for _, s := range f.gatewayParents {
 		ref, err := gatewayapi.ParseParentRef(s)
 		if err != nil {
-			return nil, fmt.Errorf("--gateway-api-parent %q: %w", s, err)
+			return providerConfig{}, fmt.Errorf("--gateway-api-parent %q: %w", s, err)
 		}
-		refs = append(refs, ref)
+		c.gatewayParents = append(c.gatewayParents, ref)
 	}
-	return func(c client.Client) (traffic.Router, error) {
-		return gatewayapi.New(c, gatewayapi.Config{ParentRefs: refs})
-	}, nil
+	return c, nil
+}
+
+// build reads the APISIX Admin API key from its Secret (when apisix is
+// enabled) and returns how the controller makes its routers.
+func (c providerConfig) build(ctx context.Context, cfg *rest.Config) (func(client.Client) (controller.Resolver, error), error) {
+	pc := providers.Config{GatewayParents: c.gatewayParents}
+	if c.apisixURL != "" {
+		reader, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+		if err != nil {
+			return nil, err
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		key, err := apisix.APIKeyFromSecret(rctx, reader, c.apisixSecret.Namespace, c.apisixSecret.Name, c.apisixSecretKey)
+		if err != nil {
+			return nil, err
+		}
+		// The Resolver is left to providers: EndpointSlices, through the
+		// controller's client.
+		pc.APISIX = &apisix.Config{BaseURL: c.apisixURL, APIKey: key, Discovery: c.apisixDiscovery}
+	}
+	return func(cl client.Client) (controller.Resolver, error) { return providers.New(cl, pc) }, nil
 }

@@ -15,8 +15,8 @@ import (
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/controller"
 	"github.com/fledge-dev/fledge/internal/testenv"
-	"github.com/fledge-dev/fledge/internal/traffic"
 	"github.com/fledge-dev/fledge/internal/traffic/apisix"
+	"github.com/fledge-dev/fledge/internal/traffic/providers"
 )
 
 var env *testenv.Env
@@ -58,9 +58,9 @@ func run(m *testing.M) int {
 		done <- controller.Run(ctx, env.ServiceAccountConfig("fledge-controller"), controller.Options{
 			MetricsAddr: "0", HealthAddr: "0", LeaderElect: true, LeaderElectionNamespace: testenv.SystemNamespace,
 			DefaultProvider: fledgev1.ProviderEmbedded,
-			Routers: func(client.Client) (map[fledgev1.Provider]traffic.Router, error) {
-				r, err := apisix.New(apisix.Config{BaseURL: admin.URL, APIKey: apisixKey, Resolver: apisix.ClusterDNSResolver{}})
-				return map[fledgev1.Provider]traffic.Router{fledgev1.ProviderAPISIX: r}, err
+			Routers: func(c client.Client) (controller.Resolver, error) {
+				return providers.New(c, providers.Config{
+					APISIX: &apisix.Config{BaseURL: admin.URL, APIKey: apisixKey, Resolver: apisix.ClusterDNSResolver{}}})
 			},
 		})
 	}()

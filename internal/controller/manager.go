@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,10 +20,15 @@ import (
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/traffic"
-	"github.com/fledge-dev/fledge/internal/traffic/embedded"
-	"github.com/fledge-dev/fledge/internal/traffic/gatewayapi"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
+
+// Resolver says which traffic.Router serves a Release.
+type Resolver interface {
+	// Router returns the router of provider p for an application whose
+	// Release has spec (a provider may read its own settings there, such as
+	// spec.gatewayParents), or an error when p is not enabled.
+	Router(p fledgev1.Provider, spec *fledgev1.ReleaseSpec) (traffic.Router, error)
+}
 
 // Options configure the controller process.
 type Options struct {
@@ -37,9 +44,10 @@ type Options struct {
 	Namespace string
 	// DefaultProvider moves traffic for Releases that name no provider.
 	DefaultProvider fledgev1.Provider
-	// Routers, given the manager's client, returns providers besides the
-	// embedded one (which is always enabled).
-	Routers func(c client.Client) (map[fledgev1.Provider]traffic.Router, error)
+	// Routers, given the manager's client, returns which router serves each
+	// Release: the providers are composed outside the controller (package
+	// traffic/providers), which knows none of them. Required.
+	Routers func(c client.Client) (Resolver, error)
 	// MetricSources, given an uncached reader (the cache may not cover the
 	// gateway's namespace), returns the sources of counts for automated
 	// releases; DefaultMetricSource is used when a policy names none.
@@ -85,7 +93,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       ptr(10 * time.Second),
+		GracefulShutdownTimeout:       ptr.To(10 * time.Second),
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Read-back of the routing goes to the API server, not a cache.
 			DisableFor: []client.Object{&fledgev1.TrafficRoute{}},
@@ -101,15 +109,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("creating controller manager: %w", err)
 	}
-	routers := map[fledgev1.Provider]traffic.Router{fledgev1.ProviderEmbedded: embedded.New(mgr.GetClient())}
-	if opts.Routers != nil {
-		extra, err := opts.Routers(mgr.GetClient())
-		if err != nil {
-			return err
-		}
-		for p, r := range extra {
-			routers[p] = r
-		}
+	if opts.Routers == nil {
+		return errors.New("no traffic providers (Options.Routers)")
+	}
+	routers, err := opts.Routers(mgr.GetClient())
+	if err != nil {
+		return err
 	}
 	var sources map[fledgev1.MetricSource]metricsource.Source
 	if opts.MetricSources != nil {
@@ -120,7 +125,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if _, ok := sources[opts.DefaultMetricSource]; opts.DefaultMetricSource != "" && !ok {
 		return fmt.Errorf("--metric-source %q is not enabled", opts.DefaultMetricSource)
 	}
-	if _, ok := routers[opts.DefaultProvider]; !ok {
+	if _, err := routers.Router(opts.DefaultProvider, &fledgev1.ReleaseSpec{}); err != nil {
 		return fmt.Errorf("--default-provider %q is not enabled", opts.DefaultProvider)
 	}
 	rec := &ReleaseReconciler{
@@ -132,17 +137,6 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		DefaultMetricSource: opts.DefaultMetricSource,
 		AnalysisInterval:    opts.AnalysisInterval,
 		Workers:             opts.Workers,
-	}
-	rec.GatewayAPIRouter = func(parents []string) (traffic.Router, error) {
-		refs := make([]gatewayv1.ParentReference, len(parents))
-		for i, p := range parents {
-			if refs[i], err = gatewayapi.ParseParentRef(p); err != nil {
-				// plan holds the traffic of such a Release (spec.gatewayParents
-				// is invalid): it is only observed, or removed on deletion.
-				return gatewayapi.NewRemover(mgr.GetClient()), nil
-			}
-		}
-		return gatewayapi.New(mgr.GetClient(), gatewayapi.Config{ParentRefs: refs})
 	}
 	if opts.SkipNameValidation {
 		rec.skipNameValidation = true
@@ -175,5 +169,3 @@ func withLimits(cfg *rest.Config, qps float32, burst int) *rest.Config {
 	}
 	return cfg
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -61,13 +61,10 @@ const (
 type ReleaseReconciler struct {
 	Client   client.Client
 	Recorder recorder.EventRecorder
-	// Routers by provider; DefaultProvider is used when a Release names none.
-	Routers         map[fledgev1.Provider]traffic.Router
+	// Routers says which router serves a Release; DefaultProvider is used
+	// when a Release names none.
+	Routers         Resolver
 	DefaultProvider fledgev1.Provider
-	// GatewayAPIRouter returns a gatewayapi provider attaching HTTPRoutes to
-	// the given Gateways (namespace/name[/sectionName]), for Releases that
-	// override the controller's parents.
-	GatewayAPIRouter func(parents []string) (traffic.Router, error)
 	// MetricSources by name; DefaultMetricSource is used when a policy names none.
 	MetricSources       map[fledgev1.MetricSource]metricsource.Source
 	DefaultMetricSource fledgev1.MetricSource
@@ -289,17 +286,9 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	return reconcile.Result{}, nil
 }
 
-// routerFor returns the provider of a Release: the enabled one, or for
-// gatewayapi with spec.gatewayParents, one attaching to those Gateways.
+// routerFor returns the router of provider p for a Release.
 func (r *ReleaseReconciler) routerFor(rel *fledgev1.Release, p fledgev1.Provider) (traffic.Router, error) {
-	if p == fledgev1.ProviderGatewayAPI && len(rel.Spec.GatewayParents) > 0 && r.GatewayAPIRouter != nil {
-		return r.GatewayAPIRouter(rel.Spec.GatewayParents)
-	}
-	router, ok := r.Routers[p]
-	if !ok {
-		return nil, fmt.Errorf("provider %q is not enabled in this controller", p)
-	}
-	return router, nil
+	return r.Routers.Router(p, &rel.Spec)
 }
 
 // syncSpec creates the annotation-made Release, or updates its spec when the

@@ -38,6 +38,7 @@ import (
 	"github.com/fledge-dev/fledge/internal/localcp"
 	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/netns"
+	"github.com/fledge-dev/fledge/internal/traffic/providers"
 )
 
 // SystemNamespace holds fledge's ServiceAccounts and leader-election Lease.
@@ -200,6 +201,9 @@ func (s *Sandbox) startController() (context.CancelFunc, chan struct{}) {
 	copts.SkipNameValidation = true
 	if copts.Workers == 0 {
 		copts.Workers = 4 // as the fledge binary's default
+	}
+	if copts.Routers == nil {
+		copts.Routers = func(c client.Client) (controller.Resolver, error) { return providers.New(c, providers.Config{}) }
 	}
 	if copts.MetricSources == nil {
 		// The builtin source scrapes the sandbox's gateways, whichever run.

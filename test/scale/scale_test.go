@@ -32,6 +32,7 @@ import (
 	"github.com/fledge-dev/fledge/internal/annotations"
 	"github.com/fledge-dev/fledge/internal/controller"
 	"github.com/fledge-dev/fledge/internal/testenv"
+	"github.com/fledge-dev/fledge/internal/traffic/providers"
 )
 
 var (
@@ -215,7 +216,10 @@ func (b *bench) start(ctx context.Context) *running {
 		r.done <- controller.Run(ctx, b.cfg, controller.Options{
 			MetricsAddr: "0", HealthAddr: "0", // not served: the numbers are read in-process
 			LeaderElect: true, LeaderElectionNamespace: testenv.SystemNamespace,
-			DefaultProvider:    fledgev1.ProviderEmbedded,
+			DefaultProvider: fledgev1.ProviderEmbedded,
+			Routers: func(c client.Client) (controller.Resolver, error) {
+				return providers.New(c, providers.Config{})
+			},
 			SkipNameValidation: true, // the restart runs a second controller in this process
 			Workers:            *flagReconciler,
 		})
