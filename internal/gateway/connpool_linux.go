@@ -5,9 +5,9 @@ import (
 	"syscall"
 )
 
-// alive reports whether an idle backend connection is still open: a
-// non-blocking peek finds nothing to read (an end of file means the backend
-// closed it; unexpected data makes it unusable too).
+// alive reports whether an idle backend connection is still open and silent:
+// a non-blocking peek finds nothing to read (an end of file means the backend
+// closed it; unsolicited data makes it unusable too).
 func alive(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {

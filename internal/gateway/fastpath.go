@@ -12,8 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -111,6 +109,15 @@ func isHex(c byte) bool {
 // byte arrived: the backend had closed it, the request may be retried.
 var errNoResponse = errors.New("backend closed the connection before responding")
 
+// errResponseTimeout: the backend sent no response head within
+// ResponseHeaderTimeout.
+var errResponseTimeout = timeoutError("timeout awaiting the backend's response headers")
+
+type timeoutError string
+
+func (e timeoutError) Error() string { return string(e) }
+func (e timeoutError) Timeout() bool { return true }
+
 // forward proxies r to tg over a pooled connection and stores the status code
 // sent to the client in *code (0 while none). Like ReverseProxy, it panics with
 // http.ErrAbortHandler when the response body cannot be copied completely
@@ -127,9 +134,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, tg *target, co
 		// A client that goes away closes the backend connection, which ends
 		// the exchange (waiting for the response or copying its body).
 		stop := context.AfterFunc(ctx, bc.abort)
-		res, err := g.roundTrip(bc, w, r)
+		res, conn, err := g.roundTrip(bc, w, r)
 		if err == nil {
-			reusable := g.writeResponse(w, r, bc, res, code)
+			reusable := g.writeResponse(w, r, bc, res, conn, code)
 			if stop() && reusable && !res.Close {
 				tg.pool.put(bc)
 			} else {
@@ -147,29 +154,53 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, tg *target, co
 }
 
 // roundTrip writes r on bc and reads the response head, passing 1xx
-// informational responses on to w as ReverseProxy does.
-func (g *Gateway) roundTrip(bc *backendConn, w http.ResponseWriter, r *http.Request) (*http.Response, error) {
-	if err := g.writeRequest(bc, r); err != nil {
-		return nil, err
+// informational responses on to w as ReverseProxy does (not to HTTP/1.0
+// clients, RFC 9110 §15.2). It returns the response and the values of its
+// Connection header, which http.ReadResponse may have deleted.
+func (g *Gateway) roundTrip(bc *backendConn, w http.ResponseWriter, r *http.Request) (*http.Response, []string, error) {
+	bc.head.start(g.opts.MaxResponseHeaderBytes)
+	defer bc.head.stop()
+	if err := g.writeRequest(bc, w, r); err != nil {
+		return nil, nil, err
 	}
+	_ = bc.c.SetReadDeadline(time.Now().Add(g.opts.ResponseHeaderTimeout))
+	defer bc.c.SetReadDeadline(time.Time{})
 	if _, err := bc.br.Peek(1); err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoResponse, err)
+		if isTimeout(err) {
+			return nil, nil, errResponseTimeout
+		}
+		return nil, nil, fmt.Errorf("%w: %w", errNoResponse, err)
 	}
 	for n1xx := 0; ; n1xx++ {
 		res, err := http.ReadResponse(bc.br, r)
 		if err != nil {
-			return nil, fmt.Errorf("read response: %w", err)
+			if isTimeout(err) {
+				return nil, nil, errResponseTimeout
+			}
+			return nil, nil, fmt.Errorf("read response: %w", err)
 		}
 		switch {
 		case res.StatusCode == http.StatusSwitchingProtocols:
-			return nil, errors.New("backend switched protocols, none was requested")
+			return nil, nil, errors.New("backend switched protocols, none was requested")
 		case res.StatusCode >= 200:
-			return res, nil
-		case n1xx >= 5:
-			return nil, errors.New("too many 1xx informational responses")
+			conn, err := bc.head.scan.finalConnection()
+			if err != nil {
+				return nil, nil, err
+			}
+			return res, conn, nil
+		case n1xx >= max1xx:
+			return nil, nil, errors.New("too many 1xx informational responses")
 		}
-		return1xx(w, res)
+		if r.ProtoAtLeast(1, 1) {
+			return1xx(w, res)
+		}
 	}
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // return1xx passes an informational response on, as ReverseProxy's
@@ -183,19 +214,31 @@ func return1xx(w http.ResponseWriter, res *http.Response) {
 	clear(h)
 }
 
-// writeRequest writes r's head and body to bc.
-func (g *Gateway) writeRequest(bc *backendConn, r *http.Request) error {
+// writeRequest writes r's head and body to bc. A failure to read the body
+// from the client is a *clientError.
+func (g *Gateway) writeRequest(bc *backendConn, w http.ResponseWriter, r *http.Request) error {
 	bw := bc.bw
 	writeRequestHead(bw, r)
 	if n := r.ContentLength; n > 0 {
 		buf := g.buffers.Get()
 		defer g.buffers.Put(buf)
-		copied, err := io.CopyBuffer(writerOnly{bw}, io.LimitReader(r.Body, n), buf)
-		if err == nil && copied < n {
-			err = io.ErrUnexpectedEOF
-		}
-		if err != nil {
-			return fmt.Errorf("copy request body: %w", err)
+		body := clientBody{ReadCloser: r.Body, timeout: g.opts.ClientBodyTimeout}
+		body.rc, _ = w.(readDeadlineSetter)
+		defer body.disarm()
+		for n > 0 {
+			m, rerr := body.Read(buf[:min(int64(len(buf)), n)])
+			if m > 0 {
+				if _, err := bw.Write(buf[:m]); err != nil {
+					return fmt.Errorf("write request body: %w", err)
+				}
+				n -= int64(m)
+			}
+			if n > 0 && rerr != nil {
+				if rerr == io.EOF {
+					rerr = io.ErrUnexpectedEOF
+				}
+				return &clientError{rerr}
+			}
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -333,10 +376,10 @@ func connectionListed(conn []string, k string) bool {
 }
 
 // writeResponse sends res (read from bc) to the client as ReverseProxy does,
-// and reports whether res was read completely (bc may be reused).
-func (g *Gateway) writeResponse(w http.ResponseWriter, r *http.Request, bc *backendConn, res *http.Response, code *int) bool {
+// leaving out the headers its Connection values (conn) name, and reports
+// whether res was read completely (bc may be reused).
+func (g *Gateway) writeResponse(w http.ResponseWriter, r *http.Request, bc *backendConn, res *http.Response, conn []string, code *int) bool {
 	h := w.Header()
-	conn := res.Header["Connection"]
 	for k, vv := range res.Header {
 		if isHopByHop(k) || connectionListed(conn, k) {
 			continue
@@ -360,7 +403,7 @@ func (g *Gateway) writeResponse(w http.ResponseWriter, r *http.Request, bc *back
 
 	flush := res.ContentLength == -1 || isEventStream(res.Header)
 	buf := g.buffers.Get()
-	rerr, werr := copyBody(w, res.Body, buf, flush)
+	rerr, werr := copyBody(w, res.Body, buf, flush, g.sendDeadline(w))
 	g.buffers.Put(buf)
 	if rerr != nil || werr != nil {
 		if rerr != nil {
@@ -404,7 +447,8 @@ func isEventStream(h http.Header) bool {
 
 // copyBody copies body to w until EOF; rerr is a read error other than EOF,
 // werr a write error. With flush, every chunk is flushed to the client.
-func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool) (rerr, werr error) {
+// Each write first extends the client's write deadline (send).
+func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool, send sendDeadline) (rerr, werr error) {
 	var f http.Flusher
 	if flush {
 		f, _ = w.(http.Flusher)
@@ -416,6 +460,7 @@ func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool) (re
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
+			send.extend()
 			if _, werr = w.Write(buf[:n]); werr != nil {
 				return nil, werr
 			}
@@ -436,9 +481,17 @@ type flusherFunc func()
 
 func (f flusherFunc) Flush() { f() }
 
-// fastError answers a request the backend did not: 499 (recorded only) when the
-// client is gone, else 502, as proxyError does for ReverseProxy.
+// fastError answers a request the backend did not, as proxyError does for
+// ReverseProxy: 400 or 408 when the client's request body broke (a client
+// error, not the backend's), 499 (recorded only) when the client is gone, 504
+// after a timeout, else 502.
 func (g *Gateway) fastError(w http.ResponseWriter, r *http.Request, tg *target, code *int, err error) {
+	var ce *clientError
+	if errors.As(err, &ce) {
+		*code = codeClientError
+		badRequest(w, ce)
+		return
+	}
 	if r.Context().Err() != nil {
 		*code = statusClientClosedRequest
 		w.WriteHeader(statusClientClosedRequest)
@@ -446,8 +499,8 @@ func (g *Gateway) fastError(w http.ResponseWriter, r *http.Request, tg *target, 
 	}
 	logr.FromContextOrDiscard(r.Context()).V(1).Info("backend request failed",
 		"host", r.Host, "target", tg.addr, "error", err.Error())
-	*code = http.StatusBadGateway
-	http.Error(w, "bad gateway", http.StatusBadGateway)
+	*code = backendErrorStatus(err)
+	http.Error(w, errorBody(*code), *code)
 }
 
 // isIdempotent reports whether r may be sent again after a failure that left
@@ -466,160 +519,4 @@ func isIdempotent(r *http.Request) bool {
 // Transport's.
 func newDialer(o Options) *net.Dialer {
 	return &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
-}
-
-// idleBudget counts the idle connections of all pools against MaxIdleConns.
-type idleBudget struct {
-	n   atomic.Int64
-	max int64
-}
-
-// connPool keeps the idle HTTP/1.1 connections to one backend endpoint, most
-// recently used first out (the oldest time out). Its mutex is per endpoint,
-// held only to push or pop a connection; there is no global lock.
-type connPool struct {
-	addr        string
-	dialer      *net.Dialer
-	maxIdle     int
-	idleTimeout time.Duration
-	budget      *idleBudget
-
-	mu sync.Mutex
-	// idle connections, oldest first.
-	idle []*backendConn
-	// closed: the endpoint left the table; returned connections are closed.
-	closed bool
-	// timer closes connections idle for idleTimeout; armed while idle is not
-	// empty.
-	timer *time.Timer
-	armed bool
-}
-
-// backendConn is one connection to a backend with its buffers.
-type backendConn struct {
-	c  net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
-	// abort closes c; made once so that registering it allocates nothing.
-	abort func()
-	// idleSince is when it was returned to the pool.
-	idleSince time.Time
-}
-
-func (bc *backendConn) close() { _ = bc.c.Close() }
-
-func (g *Gateway) newConnPool(addr string) *connPool {
-	return &connPool{
-		addr:        addr,
-		dialer:      g.dialer,
-		maxIdle:     g.opts.MaxIdleConnsPerHost,
-		idleTimeout: g.opts.IdleConnTimeout,
-		budget:      g.idle,
-	}
-}
-
-// get returns an idle connection (reused) or a new one.
-func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err error) {
-	for {
-		p.mu.Lock()
-		n := len(p.idle)
-		if n == 0 {
-			p.mu.Unlock()
-			break
-		}
-		bc = p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		p.budget.n.Add(-1)
-		idle := time.Since(bc.idleSince)
-		if idle < p.idleTimeout && (idle < probeIdleAfter || alive(bc.c)) {
-			return bc, true, nil
-		}
-		bc.close()
-	}
-	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	bc = &backendConn{c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}
-	bc.abort = func() { _ = c.Close() }
-	return bc, false, nil
-}
-
-// put returns a connection whose last response was read completely.
-func (p *connPool) put(bc *backendConn) {
-	if p.budget.n.Add(1) > p.budget.max {
-		p.budget.n.Add(-1)
-		bc.close()
-		return
-	}
-	bc.idleSince = time.Now()
-	p.mu.Lock()
-	if p.closed || len(p.idle) >= p.maxIdle {
-		p.mu.Unlock()
-		p.budget.n.Add(-1)
-		bc.close()
-		return
-	}
-	p.idle = append(p.idle, bc)
-	if !p.armed {
-		p.armed = true
-		if p.timer == nil {
-			p.timer = time.AfterFunc(p.idleTimeout, p.expire)
-		} else {
-			p.timer.Reset(p.idleTimeout)
-		}
-	}
-	p.mu.Unlock()
-}
-
-// expire closes the connections idle for idleTimeout and re-arms the timer for
-// the oldest remaining one.
-func (p *connPool) expire() {
-	now := time.Now()
-	p.mu.Lock()
-	i := 0
-	for i < len(p.idle) && now.Sub(p.idle[i].idleSince) >= p.idleTimeout {
-		i++
-	}
-	old := make([]*backendConn, i)
-	copy(old, p.idle[:i])
-	n := copy(p.idle, p.idle[i:])
-	clear(p.idle[n:])
-	p.idle = p.idle[:n]
-	if n > 0 {
-		p.timer.Reset(p.idle[0].idleSince.Add(p.idleTimeout).Sub(now))
-	} else {
-		p.armed = false
-	}
-	p.mu.Unlock()
-	p.budget.n.Add(-int64(len(old)))
-	for _, bc := range old {
-		bc.close()
-	}
-}
-
-// closeIdle closes the idle connections.
-func (p *connPool) closeIdle() {
-	p.mu.Lock()
-	old := p.idle
-	p.idle = nil
-	if p.timer != nil {
-		p.timer.Stop()
-	}
-	p.armed = false
-	p.mu.Unlock()
-	p.budget.n.Add(-int64(len(old)))
-	for _, bc := range old {
-		bc.close()
-	}
-}
-
-// close closes the idle connections and those returned later.
-func (p *connPool) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	p.closeIdle()
 }

@@ -305,6 +305,11 @@ func (g *Gateway) AdminHandler() http.Handler {
 // done (or a listener fails), then drains: /readyz turns 503, the proxy keeps
 // serving for ShutdownDelay, then stops accepting and waits up to DrainTimeout
 // for the requests in flight. It closes both listeners.
+//
+// The proxy's clients are bounded: at most MaxClientConns connections
+// (accepting waits beyond), request heads of MaxRequestHeaderBytes (431
+// beyond), ReadHeaderTimeout to send a head, ClientBodyTimeout between reads
+// of a body, ClientSendTimeout between writes, IdleTimeout between requests.
 func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
 	logger := logr.FromContextOrDiscard(ctx)
 	base := context.WithoutCancel(ctx) // requests in flight outlive ctx while draining
@@ -314,11 +319,13 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) erro
 			Handler:           h,
 			ReadHeaderTimeout: g.opts.ReadHeaderTimeout,
 			IdleTimeout:       g.opts.IdleTimeout,
+			MaxHeaderBytes:    g.opts.MaxRequestHeaderBytes,
 			ErrorLog:          errLog,
 			BaseContext:       func(net.Listener) context.Context { return base },
 		}
 	}
 	proxy, admin := newServer(g), newServer(g.AdminHandler())
+	proxyLn = newLimitListener(proxyLn, g.opts.MaxClientConns)
 	errc := make(chan error, 2)
 	serve := func(s *http.Server, ln net.Listener, name string) {
 		if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -18,6 +18,7 @@ const (
 	metricRoutes      = "fledge_gateway_routes"
 	metricSkipped     = "fledge_gateway_routes_skipped"
 	metricUnknownHost = "fledge_gateway_unknown_host_requests_total"
+	metricClientErrs  = "fledge_gateway_client_errors_total"
 )
 
 // metrics are a Gateway's collectors, in its own registry.
@@ -29,6 +30,7 @@ type metrics struct {
 	routes      prometheus.Gauge
 	skipped     prometheus.Gauge
 	unknownHost prometheus.Counter
+	clientErrs  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -59,8 +61,12 @@ func newMetrics() *metrics {
 			Name: metricUnknownHost,
 			Help: "Requests answered 404 because no route serves their Host.",
 		}),
+		clientErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: metricClientErrs,
+			Help: "Requests the gateway refused because the client broke them (a request body cut short, malformed or stalled: 400 or 408), by TrafficRoute (namespace, app) and the backend Service chosen; not counted in " + metricRequests + ".",
+		}, []string{"namespace", "app", "service"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost,
+	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -74,6 +80,8 @@ type backendMetrics struct {
 	key      observerKey
 	requests *prometheus.CounterVec
 	duration prometheus.Observer
+	// clientErrors counts requests the client broke (not the backend's).
+	clientErrors prometheus.Counter
 	// codes is a copy-on-write list of the counters per status code seen so far,
 	// read without lock; mu serialises adding one.
 	codes atomic.Pointer[[]codeCounter]
@@ -87,9 +95,10 @@ type codeCounter struct {
 
 func (m *metrics) newBackendMetrics(k observerKey) *backendMetrics {
 	return &backendMetrics{
-		key:      k,
-		requests: m.requests,
-		duration: m.duration.WithLabelValues(k.namespace, k.app, k.service),
+		key:          k,
+		requests:     m.requests,
+		duration:     m.duration.WithLabelValues(k.namespace, k.app, k.service),
+		clientErrors: m.clientErrs.WithLabelValues(k.namespace, k.app, k.service),
 	}
 }
 
@@ -123,4 +132,5 @@ func (b *backendMetrics) counter(code int) prometheus.Counter {
 func (m *metrics) delete(k observerKey) {
 	m.requests.DeletePartialMatch(prometheus.Labels{"namespace": k.namespace, "app": k.app, "service": k.service})
 	m.duration.DeleteLabelValues(k.namespace, k.app, k.service)
+	m.clientErrs.DeleteLabelValues(k.namespace, k.app, k.service)
 }

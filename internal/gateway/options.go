@@ -1,6 +1,9 @@
 package gateway
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Options configure a Gateway. Zero fields take the defaults documented on them.
 type Options struct {
@@ -32,6 +35,29 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes idle client keep-alive connections. Default 120s.
 	IdleTimeout time.Duration
+	// MaxRequestHeaderBytes caps a client's request head (request line and
+	// headers); beyond it the client gets 431. net/http allows 4096 bytes of
+	// slack on top. Default 64 KiB.
+	MaxRequestHeaderBytes int
+	// MaxResponseHeaderBytes caps a backend's response heads (1xx
+	// informational heads and the final one together); beyond it the client
+	// gets 502. Default 1 MiB.
+	MaxResponseHeaderBytes int64
+	// ResponseHeaderTimeout bounds the wait for a backend's response head once
+	// the request was sent; the client then gets 504. Default 60s.
+	ResponseHeaderTimeout time.Duration
+	// ClientBodyTimeout bounds each read of a client's request body (time
+	// between two reads, as nginx's client_body_timeout): a client that stops
+	// sending is cut. Default 60s.
+	ClientBodyTimeout time.Duration
+	// ClientSendTimeout bounds each write to a client (as nginx's
+	// send_timeout): a client that stops reading is cut. Idle streams are not
+	// affected. Default 60s.
+	ClientSendTimeout time.Duration
+	// MaxClientConns caps the client connections open at once (as HAProxy's
+	// maxconn); further connections wait in the listen backlog until one
+	// closes. Default 10000.
+	MaxClientConns int
 	// DisableFastPath sends every request through httputil.ReverseProxy and
 	// http.Transport instead of the gateway's own HTTP/1.1 backend connection
 	// pools (see forward). A kill switch: the fast path is meant to behave
@@ -57,6 +83,18 @@ func (o Options) withDefaults() Options {
 	defDur(&o.IdleConnTimeout, 90*time.Second)
 	defDur(&o.ReadHeaderTimeout, 10*time.Second)
 	defDur(&o.IdleTimeout, 120*time.Second)
+	defDur(&o.ResponseHeaderTimeout, 60*time.Second)
+	defDur(&o.ClientBodyTimeout, 60*time.Second)
+	defDur(&o.ClientSendTimeout, 60*time.Second)
+	if o.MaxRequestHeaderBytes <= 0 {
+		o.MaxRequestHeaderBytes = 64 << 10
+	}
+	if o.MaxResponseHeaderBytes <= 0 {
+		o.MaxResponseHeaderBytes = 1 << 20
+	}
+	if o.MaxClientConns <= 0 {
+		o.MaxClientConns = 10000
+	}
 	if o.ShutdownDelay < 0 {
 		o.ShutdownDelay = 0
 	}
@@ -67,4 +105,40 @@ func (o Options) withDefaults() Options {
 		o.MaxIdleConns = 8192
 	}
 	return o
+}
+
+// Validate reports the first option that is set to a value no gateway can
+// run with: a negative duration or count. Zero means the default.
+func (o Options) Validate() error {
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"drain timeout", o.DrainTimeout}, {"shutdown delay", o.ShutdownDelay},
+		{"dial timeout", o.DialTimeout}, {"idle connection timeout", o.IdleConnTimeout},
+		{"read header timeout", o.ReadHeaderTimeout}, {"idle timeout", o.IdleTimeout},
+		{"response header timeout", o.ResponseHeaderTimeout},
+		{"client body timeout", o.ClientBodyTimeout}, {"client send timeout", o.ClientSendTimeout},
+	}
+	for _, d := range durations {
+		if d.d < 0 {
+			return fmt.Errorf("%s %v: must not be negative", d.name, d.d)
+		}
+	}
+	counts := []struct {
+		name string
+		n    int64
+	}{
+		{"max idle connections per host", int64(o.MaxIdleConnsPerHost)},
+		{"max idle connections", int64(o.MaxIdleConns)},
+		{"max request header bytes", int64(o.MaxRequestHeaderBytes)},
+		{"max response header bytes", o.MaxResponseHeaderBytes},
+		{"max client connections", int64(o.MaxClientConns)},
+	}
+	for _, c := range counts {
+		if c.n < 0 {
+			return fmt.Errorf("%s %d: must not be negative", c.name, c.n)
+		}
+	}
+	return nil
 }

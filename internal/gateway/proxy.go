@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,8 @@ const statusClientClosedRequest = 499
 // It takes no global lock: the fast path locks the chosen endpoint's connection
 // pool, and a backend's metrics once per status code new to it.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	send := g.sendDeadline(w)
+	send.extend() // a deadline left by the connection's previous request is past
 	t := g.table.Load()
 	if t == nil {
 		http.Error(w, "gateway not ready", http.StatusServiceUnavailable)
@@ -39,24 +43,34 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tg := b.next()
 	if tg != nil && tg.pool != nil && fastPathOK(r) {
 		var code int
-		defer b.observe(&code, time.Now()) // also when the copy aborts with a panic
+		defer g.observe(b, &code, time.Now()) // also when the copy aborts with a panic
 		g.forward(w, r, tg, &code)
 		return
 	}
-	rec := &recorder{ResponseWriter: w}
-	defer b.observe(&rec.code, time.Now()) // also when the proxy aborts with a panic
+	rec := &recorder{ResponseWriter: w, send: send, http10: !r.ProtoAtLeast(1, 1)}
+	defer g.observe(b, &rec.code, time.Now()) // also when the proxy aborts with a panic
 	if tg == nil {
 		http.Error(rec, "no ready endpoint for "+b.service, http.StatusServiceUnavailable)
 		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		body := &clientBody{ReadCloser: r.Body, timeout: g.opts.ClientBodyTimeout}
+		body.rc, _ = w.(readDeadlineSetter)
+		r.Body, rec.body = body, body
 	}
 	tg.proxy.ServeHTTP(rec, r)
 }
 
 // observe records one request sent to b; *code is the status code sent to the
-// client, 0 when nothing was written.
-func (b *backend) observe(code *int, start time.Time) {
-	b.obs.duration.Observe(time.Since(start).Seconds())
+// client, 0 when nothing was written. A request the client broke
+// (codeClientError) is counted as the client's error, not b's.
+func (g *Gateway) observe(b *backend, code *int, start time.Time) {
 	c := *code
+	if c == codeClientError {
+		b.obs.clientErrors.Inc()
+		return
+	}
+	b.obs.duration.Observe(time.Since(start).Seconds())
 	if c == 0 {
 		c = http.StatusOK // nothing written: net/http sends 200
 	}
@@ -64,45 +78,120 @@ func (b *backend) observe(code *int, start time.Time) {
 }
 
 // newProxy returns the reverse proxy sending to one endpoint "host:port": path,
-// query and Host header unchanged, X-Forwarded-* set (client-sent ones dropped).
+// query and Host header unchanged, X-Forwarded-* set (client-sent ones dropped),
+// and the headers a response's Connection header names left out.
 func (g *Gateway) newProxy(addr string) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
 			pr.SetXForwarded()
+			pr.Out = pr.Out.WithContext(traceConn(pr.Out.Context()))
 		},
-		Transport:    g.transport,
-		BufferPool:   g.buffers,
-		ErrorHandler: proxyError,
-		ErrorLog:     g.errorLog,
+		ModifyResponse: stripListed,
+		Transport:      g.transport,
+		BufferPool:     g.buffers,
+		ErrorHandler:   proxyError,
+		ErrorLog:       g.errorLog,
 	}
 }
 
-// proxyError answers a request the backend did not: 502, or 499 when the client
-// is gone.
+// traceConn returns ctx with a trace remembering the connection the
+// Transport sends the request on (a *scanConn).
+func traceConn(ctx context.Context) context.Context {
+	h := new(connHolder)
+	ctx = context.WithValue(ctx, connHolderKey{}, h)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { h.c, _ = info.Conn.(*scanConn) },
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			if h.n1xx++; h.n1xx > max1xx {
+				return errors.New("too many 1xx informational responses")
+			}
+			return nil
+		},
+	})
+}
+
+// max1xx is how many 1xx informational responses may precede a response.
+const max1xx = 5
+
+type connHolder struct {
+	c    *scanConn
+	n1xx int
+}
+
+type connHolderKey struct{}
+
+// stripListed deletes the headers that the response's Connection header named
+// (http.ReadResponse deleted the header itself when it listed "close"). A 101
+// keeps them: its Connection: Upgrade is for the client.
+func stripListed(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	h, _ := res.Request.Context().Value(connHolderKey{}).(*connHolder)
+	if h == nil || h.c == nil {
+		return errors.New("backend connection not traced")
+	}
+	conn, err := h.c.finalConnection()
+	if err != nil {
+		return err
+	}
+	for _, v := range conn {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if tok = textproto.TrimString(tok); tok != "" {
+				res.Header.Del(tok)
+			}
+		}
+	}
+	return nil
+}
+
+// proxyError answers a request the backend did not: 400 or 408 when the
+// client's request body broke (not the backend's failure), 499 when the
+// client is gone, 504 after a timeout, else 502.
 func proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if rec, ok := w.(*recorder); ok && rec.body != nil {
+		if berr := rec.body.failure(); berr != nil {
+			rec.clientError = true
+			badRequest(w, &clientError{berr})
+			return
+		}
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
 	logr.FromContextOrDiscard(r.Context()).V(1).Info("backend request failed",
 		"host", r.Host, "target", r.URL.Host, "error", err.Error())
-	http.Error(w, "bad gateway", http.StatusBadGateway)
+	code := backendErrorStatus(err)
+	http.Error(w, errorBody(code), code)
 }
 
 // newTransport returns the Transport shared by all backends: many idle
 // connections per endpoint (the default of 2 makes a proxy several times slower),
-// no proxy from the environment, no transparent gzip.
+// no proxy from the environment, no transparent gzip, the response head
+// limits of the fast path, and connections that scan response heads
+// (scanConn).
 func newTransport(o Options) *http.Transport {
 	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		DialContext:           d.DialContext,
-		MaxIdleConns:          o.MaxIdleConns,
-		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
-		IdleConnTimeout:       o.IdleConnTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &scanConn{Conn: c, limit: o.MaxResponseHeaderBytes}, nil
+		},
+		MaxIdleConns:           o.MaxIdleConns,
+		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
+		IdleConnTimeout:        o.IdleConnTimeout,
+		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: o.MaxResponseHeaderBytes,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
 	}
 }
 
@@ -125,19 +214,35 @@ func (b *bufferPool) Put(buf []byte) {
 	}
 }
 
-// recorder remembers the status code sent to the client. It hides no optional
-// interface: ResponseController (used by ReverseProxy to flush and hijack) finds
-// them through Unwrap.
+// recorder remembers the status code sent to the client, extends the
+// client's write deadline before each write, and drops 1xx informational
+// responses for HTTP/1.0 clients (RFC 9110 §15.2). It hides no optional
+// interface: ResponseController (used by ReverseProxy to flush and hijack)
+// finds them through Unwrap.
 type recorder struct {
 	http.ResponseWriter
+	send   sendDeadline
+	http10 bool
 	// code is the final status code written, 0 before.
 	code int
+	// body is the request body when there is one; clientError: the request
+	// was refused as the client's error.
+	body        *clientBody
+	clientError bool
 }
 
 func (w *recorder) WriteHeader(code int) {
-	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.code = code // 1xx other than 101 are informational
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		if w.http10 {
+			return
+		}
+	} else if w.code == 0 {
+		w.code = code
+		if w.clientError {
+			w.code = codeClientError
+		}
 	}
+	w.send.extend()
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -145,6 +250,7 @@ func (w *recorder) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
+	w.send.extend()
 	return w.ResponseWriter.Write(b)
 }
 

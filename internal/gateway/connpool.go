@@ -1,0 +1,178 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// idleBudget counts the idle connections of all pools against MaxIdleConns.
+type idleBudget struct {
+	n   atomic.Int64
+	max int64
+}
+
+// connPool keeps the idle HTTP/1.1 connections to one backend endpoint, most
+// recently used first out (the oldest time out). Its mutex is per endpoint,
+// held only to push or pop a connection; there is no global lock.
+type connPool struct {
+	addr        string
+	dialer      *net.Dialer
+	maxIdle     int
+	idleTimeout time.Duration
+	budget      *idleBudget
+
+	mu sync.Mutex
+	// idle connections, oldest first.
+	idle []*backendConn
+	// closed: the endpoint left the table; returned connections are closed.
+	closed bool
+	// timer closes connections idle for idleTimeout; armed while idle is not
+	// empty.
+	timer *time.Timer
+	armed bool
+}
+
+// backendConn is one connection to a backend with its buffers.
+type backendConn struct {
+	c net.Conn
+	// head sits between c and br: it caps and scans response heads.
+	head headReader
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	// abort closes c; made once so that registering it allocates nothing.
+	abort func()
+	// idleSince is when it was returned to the pool.
+	idleSince time.Time
+}
+
+func (bc *backendConn) close() { _ = bc.c.Close() }
+
+func (g *Gateway) newConnPool(addr string) *connPool {
+	return &connPool{
+		addr:        addr,
+		dialer:      g.dialer,
+		maxIdle:     g.opts.MaxIdleConnsPerHost,
+		idleTimeout: g.opts.IdleConnTimeout,
+		budget:      g.idle,
+	}
+}
+
+// get returns an idle connection (reused) or a new one. An idle connection
+// is checked before it is handed out (a non-blocking peek, as http.Transport's
+// read loop notices at once): one the backend closed, or on which it sent
+// bytes nobody asked for, is closed instead. Otherwise a request that cannot
+// be replayed would fail on a connection the backend had already closed, and
+// unsolicited bytes would be read as the next client's response.
+func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err error) {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
+		bc = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		p.budget.n.Add(-1)
+		if time.Since(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && alive(bc.c) {
+			return bc, true, nil
+		}
+		bc.close()
+	}
+	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	bc = &backendConn{c: c, head: headReader{c: c, left: -1}, bw: bufio.NewWriterSize(c, 4<<10)}
+	bc.br = bufio.NewReaderSize(&bc.head, 4<<10)
+	bc.abort = func() { _ = c.Close() }
+	return bc, false, nil
+}
+
+// put returns a connection whose last response was read completely and
+// exactly: nothing of it, nor anything else, is left unread.
+func (p *connPool) put(bc *backendConn) {
+	if bc.br.Buffered() > 0 {
+		bc.close() // more bytes than the response's framing said
+		return
+	}
+	if p.budget.n.Add(1) > p.budget.max {
+		p.budget.n.Add(-1)
+		bc.close()
+		return
+	}
+	bc.idleSince = time.Now()
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		p.budget.n.Add(-1)
+		bc.close()
+		return
+	}
+	p.idle = append(p.idle, bc)
+	if !p.armed {
+		p.armed = true
+		if p.timer == nil {
+			p.timer = time.AfterFunc(p.idleTimeout, p.expire)
+		} else {
+			p.timer.Reset(p.idleTimeout)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// expire closes the connections idle for idleTimeout and re-arms the timer for
+// the oldest remaining one.
+func (p *connPool) expire() {
+	now := time.Now()
+	p.mu.Lock()
+	i := 0
+	for i < len(p.idle) && now.Sub(p.idle[i].idleSince) >= p.idleTimeout {
+		i++
+	}
+	old := make([]*backendConn, i)
+	copy(old, p.idle[:i])
+	n := copy(p.idle, p.idle[i:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	if n > 0 {
+		p.timer.Reset(p.idle[0].idleSince.Add(p.idleTimeout).Sub(now))
+	} else {
+		p.armed = false
+	}
+	p.mu.Unlock()
+	p.budget.n.Add(-int64(len(old)))
+	for _, bc := range old {
+		bc.close()
+	}
+}
+
+// closeIdle closes the idle connections.
+func (p *connPool) closeIdle() {
+	p.mu.Lock()
+	old := p.idle
+	p.idle = nil
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.armed = false
+	p.mu.Unlock()
+	p.budget.n.Add(-int64(len(old)))
+	for _, bc := range old {
+		bc.close()
+	}
+}
+
+// close closes the idle connections and those returned later.
+func (p *connPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.closeIdle()
+}
