@@ -275,6 +275,10 @@ func (c *conn) checkDecision() {
 	if !c.upgrade {
 		return
 	}
+	if c.mode == modeRefused || c.mode == modeFailed {
+		c.upgrade = false // stopped for good
+		return
+	}
 	switch c.dec.Load() {
 	case decPass:
 		c.upgrade, c.mode = false, modePass

@@ -50,6 +50,7 @@ var tchar = func() (t [256]bool) {
 // first byte, so scanning resumes where it stopped when more bytes arrive.
 type headState struct {
 	off     int
+	part    int // bytes of the unfinished line at off already checked
 	lines   int
 	skipped bool // leading CR/LF after a POST dealt with
 
@@ -97,13 +98,22 @@ func (h *headState) scan(b []byte, afterPost bool) (headResult, error) {
 	}
 	for {
 		rest := b[h.off:]
-		i := bytes.IndexByte(rest, '\n')
+		i := bytes.IndexByte(rest[h.part:], '\n')
 		if i < 0 {
-			if j := bytes.IndexByte(rest, '\r'); j >= 0 && j < len(rest)-1 {
+			seg := rest[h.part:]
+			if j := bytes.IndexByte(seg, '\r'); j >= 0 && j < len(seg)-1 {
 				return headResult{}, ErrBadLineEnding // CR not followed by LF
+			}
+			// Resume after what is checked, the last CR excepted: a long
+			// line read in small pieces is scanned once, not once a piece.
+			h.part = len(rest)
+			if len(seg) > 0 && seg[len(seg)-1] == '\r' {
+				h.part--
 			}
 			return headResult{}, errHeadIncomplete
 		}
+		i += h.part
+		h.part = 0
 		if i == 0 || rest[i-1] != '\r' {
 			return headResult{}, ErrBadLineEnding
 		}
