@@ -19,43 +19,38 @@ import (
 // DefaultAnalysisInterval is how often a running automated release is judged.
 const DefaultAnalysisInterval = time.Second
 
-// autoOutcome is what the automation decided in one reconcile.
-type autoOutcome struct {
-	plan strategy.Plan
-	// requeue is when to look again (0: only on changes).
-	requeue time.Duration
-}
-
-// runAuto drives an automated release: it decides the canary weight of route
-// (d.route is updated in place). It returns nil when the Release is not
-// automated or has no canary. An invalid policy holds the traffic.
-func (r *ReleaseReconciler) runAuto(ctx context.Context, rel *fledgev1.Release, d *decision) *autoOutcome {
-	if rel.Spec.Auto == nil || d.hold || d.route == nil || d.route.Canary == nil {
+// measureAuto gathers, for plan, the counts of an automated Release's
+// current step since it started, when strategy.Begin says there is a step to
+// judge; nil otherwise (not automated, no stable or canary, an invalid
+// policy: plan says why).
+func (r *ReleaseReconciler) measureAuto(ctx context.Context, rel *fledgev1.Release, now time.Time) *measurement {
+	spec := &rel.Spec
+	if spec.Auto == nil || spec.Stable == nil || spec.Canary == nil {
 		return nil
 	}
-	policy, err := strategy.PolicyFrom(rel.Spec.Auto)
+	policy, err := strategy.PolicyFrom(spec.Auto)
 	if err != nil {
-		d.hold = true
-		d.problems = append(d.problems, err.Error())
 		return nil
 	}
-	now := r.now()
-	st, measure, started := strategy.Begin(policy, d.route.Canary.Service, rel.Status.Auto, now)
-	var current *analysis.Window
-	var merr error
-	if measure {
-		current, merr = r.measure(ctx, rel, policy, d, st.StepStartedAt.Time)
+	st, measure, _ := strategy.Begin(policy, spec.Canary.Name, rel.Status.Auto, now)
+	if !measure {
+		return nil
 	}
-	plan := strategy.Next(policy, st, started, current, merr, now)
-	d.route.CanaryWeight = plan.State.Weight
-	out := &autoOutcome{plan: plan}
-	if plan.State.Result == "" && !plan.State.Paused {
-		out.requeue = r.analysisInterval()
-	}
-	return out
+	w, err := r.measure(ctx, rel, policy, spec.Stable.Name, spec.Canary.Name, st.StepStartedAt.Time)
+	return &measurement{window: w, err: err}
 }
 
-func (r *ReleaseReconciler) measure(ctx context.Context, rel *fledgev1.Release, p strategy.Policy, d *decision, start time.Time) (*analysis.Window, error) {
+// autoRequeue is when to judge an automated release again: while it runs, at
+// the analysis interval; 0 (only on changes) when it is concluded, paused or
+// not automated.
+func (r *ReleaseReconciler) autoRequeue(out *strategy.Outcome) time.Duration {
+	if out == nil || out.State.Result != "" || out.State.Paused {
+		return 0
+	}
+	return r.analysisInterval()
+}
+
+func (r *ReleaseReconciler) measure(ctx context.Context, rel *fledgev1.Release, p strategy.Policy, stableSvc, canarySvc string, start time.Time) (*analysis.Window, error) {
 	name := p.MetricSource
 	if name == "" {
 		name = r.DefaultMetricSource
@@ -76,11 +71,11 @@ func (r *ReleaseReconciler) measure(ctx context.Context, rel *fledgev1.Release, 
 		}
 		return s, nil
 	}
-	stable, err := side(d.route.Stable.Service)
+	stable, err := side(stableSvc)
 	if err != nil {
 		return nil, err
 	}
-	canary, err := side(d.route.Canary.Service)
+	canary, err := side(canarySvc)
 	if errors.Is(err, metricsource.ErrNoData) {
 		// No series yet: the canary has served nothing in this window.
 		canary, err = analysis.Sample{}, nil
@@ -107,13 +102,13 @@ func (r *ReleaseReconciler) analysisInterval() time.Duration {
 
 // applyAuto records the automation's state in the status: status.auto, the
 // Analysis condition and the phase.
-func applyAuto(st *fledgev1.ReleaseStatus, gen int64, out *autoOutcome) {
+func applyAuto(st *fledgev1.ReleaseStatus, gen int64, out *strategy.Outcome) {
 	if out == nil {
 		st.Auto = nil
 		meta.RemoveStatusCondition(&st.Conditions, fledgev1.ConditionAnalysis)
 		return
 	}
-	a := out.plan.State
+	a := out.State
 	st.Auto = &a
 	c := metav1.Condition{Type: fledgev1.ConditionAnalysis, ObservedGeneration: gen, Status: metav1.ConditionUnknown,
 		Reason: "Started", Message: "the analysis has started"}
@@ -142,11 +137,11 @@ func applyAuto(st *fledgev1.ReleaseStatus, gen int64, out *autoOutcome) {
 
 // recordDecision announces an automation decision on the Release and on the
 // canary Service.
-func (r *ReleaseReconciler) recordDecision(rel *fledgev1.Release, canary *corev1.Service, out *autoOutcome) {
-	if out == nil || out.plan.Decision == nil {
+func (r *ReleaseReconciler) recordDecision(rel *fledgev1.Release, canary *corev1.Service, out *strategy.Outcome) {
+	if out == nil || out.Decision == nil {
 		return
 	}
-	dec := out.plan.Decision
+	dec := out.Decision
 	decisions.WithLabelValues(rel.Namespace, rel.Name, dec.Reason).Inc()
 	typ := corev1.EventTypeNormal
 	if dec.Warning {

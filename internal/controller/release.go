@@ -221,9 +221,9 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 
-	// Decide, act, observe.
-	d := plan(rel, services)
-	auto := r.runAuto(ctx, rel, &d)
+	// Measure (automated releases), plan, act, observe.
+	now := r.now()
+	d := plan(rel, services, r.measureAuto(ctx, rel, now), now)
 	provider := rel.Spec.Provider
 	if provider == "" {
 		provider = r.DefaultProvider
@@ -257,12 +257,9 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 
 	old := rel.Status.DeepCopy()
 	status := nextStatus(rel, provider, inputProblems, d, observed, routerErr)
-	if !d.hold {
-		applyAuto(&status, rel.Generation, auto)
-	}
 	r.recordEvents(rel, services, old, &status, inputProblems, d)
 	if routerErr == nil && d.route != nil && d.route.Canary != nil {
-		r.recordDecision(rel, services[d.route.Canary.Service], auto)
+		r.recordDecision(rel, services[d.route.Canary.Service], d.auto)
 	}
 	observeStatus(rel, &status)
 	if !equality.Semantic.DeepEqual(*old, status) {
@@ -280,8 +277,8 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if c := meta.FindStatusCondition(status.Conditions, fledgev1.ConditionRouted); c != nil && c.Reason == fledgev1.ReasonRouteMismatch {
 		return reconcile.Result{RequeueAfter: verifyDelay}, nil
 	}
-	if auto != nil && auto.requeue > 0 {
-		return reconcile.Result{RequeueAfter: auto.requeue}, nil
+	if after := r.autoRequeue(d.auto); after > 0 {
+		return reconcile.Result{RequeueAfter: after}, nil
 	}
 	return reconcile.Result{}, nil
 }
@@ -345,9 +342,10 @@ func (r *ReleaseReconciler) finalize(ctx context.Context, rel *fledgev1.Release)
 	return nil
 }
 
-// nextStatus computes the Release's status; pure.
+// nextStatus computes the Release's status from the plan and what the
+// provider did and serves; pure.
 func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems []annotations.Problem,
-	d decision, observed *traffic.Route, routerErr error) fledgev1.ReleaseStatus {
+	d routingPlan, observed *traffic.Route, routerErr error) fledgev1.ReleaseStatus {
 	st := *rel.Status.DeepCopy()
 	st.ObservedGeneration = rel.Generation
 	st.Provider = provider
@@ -428,6 +426,9 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 			st.Phase = fledgev1.PhaseCanary
 		}
 	}
+	if !d.hold {
+		applyAuto(&st, gen, d.auto)
+	}
 	return st
 }
 
@@ -467,7 +468,7 @@ func describeMatch(ps []fledgev1.Predicate) string {
 // recordEvents emits events on transitions only: a new problem, a new routing,
 // a new failure.
 func (r *ReleaseReconciler) recordEvents(rel *fledgev1.Release, services map[string]*corev1.Service, old, cur *fledgev1.ReleaseStatus,
-	inputProblems []annotations.Problem, d decision) {
+	inputProblems []annotations.Problem, d routingPlan) {
 	oldAccepted := meta.FindStatusCondition(old.Conditions, fledgev1.ConditionAccepted)
 	newAccepted := meta.FindStatusCondition(cur.Conditions, fledgev1.ConditionAccepted)
 	if newAccepted.Status == metav1.ConditionFalse && (oldAccepted == nil || oldAccepted.Message != newAccepted.Message) {

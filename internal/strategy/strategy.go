@@ -22,7 +22,8 @@ const (
 	ReasonResumed    = "Resumed"
 )
 
-// Decision is a change worth an Event.
+// Decision is a change the automation made that is worth an Event: it
+// started, stepped up, promoted, rolled back, paused or resumed.
 type Decision struct {
 	// Reason is one of the Reason constants.
 	Reason string
@@ -32,8 +33,9 @@ type Decision struct {
 	Message string
 }
 
-// Plan is what Next decided.
-type Plan struct {
+// Outcome is the result of one Next: the next state, the judgment and the
+// decision, if any.
+type Outcome struct {
 	// State is the next status.auto; State.Weight is the canary weight to serve.
 	State fledgev1.AutoStatus
 	// Verdict is the judgment made this time, if any.
@@ -67,9 +69,9 @@ func Begin(p Policy, canary string, prev *fledgev1.AutoStatus, now time.Time) (s
 //     rolls back at once; Pass after StepDuration moves to the next step, or
 //     promotes after the last one; a step without a verdict within
 //     ProgressDeadline rolls back.
-func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Window, metricsErr error, now time.Time) Plan {
-	plan := Plan{State: st}
-	s := &plan.State
+func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Window, metricsErr error, now time.Time) Outcome {
+	out := Outcome{State: st}
+	s := &out.State
 	t := metav1.NewTime(now)
 	conclude := func(result fledgev1.AutoResult, reason, msg string) {
 		s.Result, s.ConcludedAt, s.Paused = result, &t, false
@@ -77,37 +79,37 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 		if result == fledgev1.AutoPromoted {
 			s.Weight = 100
 		}
-		plan.Decision = &Decision{Reason: reason, Warning: result == fledgev1.AutoRolledBack, Message: msg}
+		out.Decision = &Decision{Reason: reason, Warning: result == fledgev1.AutoRolledBack, Message: msg}
 	}
 	if started {
-		plan.Decision = &Decision{Reason: ReasonStarted, Message: fmt.Sprintf(
+		out.Decision = &Decision{Reason: ReasonStarted, Message: fmt.Sprintf(
 			"automated release of %s started at %d%% (steps %v, at least %v and %v canary requests each)",
 			s.Canary, s.Weight, p.Steps, p.StepDuration, p.Criteria.MinRequests)}
 	}
 	if s.Result != "" {
-		return plan
+		return out
 	}
 	switch p.Override {
 	case fledgev1.OverrideAbort:
 		conclude(fledgev1.AutoRolledBack, ReasonRolledBack, fmt.Sprintf("aborted by override: %s rolled back to 0%%", s.Canary))
-		return plan
+		return out
 	case fledgev1.OverridePromote:
 		conclude(fledgev1.AutoPromoted, ReasonPromoted, fmt.Sprintf("promoted by override: %s at 100%%", s.Canary))
-		return plan
+		return out
 	case fledgev1.OverridePause:
 		if !s.Paused {
 			s.Paused = true
-			plan.Decision = &Decision{Reason: ReasonPaused, Message: fmt.Sprintf("paused by override: %s held at %d%%", s.Canary, s.Weight)}
+			out.Decision = &Decision{Reason: ReasonPaused, Message: fmt.Sprintf("paused by override: %s held at %d%%", s.Canary, s.Weight)}
 		}
-		return plan
+		return out
 	}
 	if s.Paused {
 		s.Paused, s.StepStartedAt, s.Current = false, t, nil
-		plan.Decision = &Decision{Reason: ReasonResumed, Message: fmt.Sprintf("resumed: step %d at %d%% starts over", s.Step+1, s.Weight)}
-		return plan
+		out.Decision = &Decision{Reason: ReasonResumed, Message: fmt.Sprintf("resumed: step %d at %d%% starts over", s.Step+1, s.Weight)}
+		return out
 	}
 	if started {
-		return plan
+		return out
 	}
 
 	obs := analysis.Observation{Err: metricsErr}
@@ -130,7 +132,7 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 		criteria.BadErrorRatio = max(criteria.BadErrorRatio, RampBadErrorRatio)
 	}
 	v := analysis.Judge(criteria, obs)
-	plan.Verdict = &v
+	out.Verdict = &v
 	s.Verdict, s.Reason, s.Evidence = string(v.Result), string(v.Reason), v.Evidence
 	elapsed := now.Sub(s.StepStartedAt.Time)
 	switch {
@@ -144,16 +146,16 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 		if int(s.Step) >= len(p.Steps) {
 			conclude(fledgev1.AutoPromoted, ReasonPromoted, fmt.Sprintf("promoted %s to 100%% after %d steps in %v: %s",
 				s.Canary, len(p.Steps), now.Sub(s.StartedAt.Time).Round(time.Millisecond), v.Evidence))
-			return plan
+			return out
 		}
 		from := s.Weight
 		s.Weight, s.StepStartedAt = p.Steps[s.Step], t
-		plan.Decision = &Decision{Reason: ReasonStepUp, Message: fmt.Sprintf("stepped %s up from %d%% to %d%%: %s", s.Canary, from, s.Weight, v.Evidence)}
+		out.Decision = &Decision{Reason: ReasonStepUp, Message: fmt.Sprintf("stepped %s up from %d%% to %d%%: %s", s.Canary, from, s.Weight, v.Evidence)}
 	case v.Result != analysis.Pass && elapsed > p.ProgressDeadline:
 		conclude(fledgev1.AutoRolledBack, ReasonRolledBack, fmt.Sprintf(
 			"rolled back %s: no verdict within the progress deadline %v at %d%% (last: %s)", s.Canary, p.ProgressDeadline, s.Weight, v.Evidence))
 	}
-	return plan
+	return out
 }
 
 func countsOf(weight int32, w analysis.Window) *fledgev1.StepCounts {
