@@ -1,7 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fledge-dev/fledge/internal/gateway"
 )
@@ -16,6 +22,9 @@ func newGatewayCommand() *cobra.Command {
 		Short: "Run the embedded gateway: an HTTP reverse proxy that reads its routing from the API server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := positiveFlags(cmd.Flags(), "shutdown-delay"); err != nil {
+				return err
+			}
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -28,10 +37,47 @@ func newGatewayCommand() *cobra.Command {
 	f.StringVar(&opts.HTTPAddr, "http-addr", ":8080", "address of the proxy (traffic)")
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", ":9090", "address of /metrics, /healthz, /readyz and /routes; keep it off the public Service")
 	f.StringVar(&opts.Namespace, "namespace", "", "serve only TrafficRoutes of this namespace (default: all)")
-	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 0, "how long requests in flight may finish on shutdown (default 30s)")
+	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long requests in flight may finish on shutdown")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 0, "keep serving this long after /readyz turns 503 on shutdown")
-	f.DurationVar(&opts.DialTimeout, "dial-timeout", 0, "timeout of connecting to a backend (default 5s)")
 	f.BoolVar(&opts.DisableFastPath, "disable-fast-path", false, "proxy every request with net/http/httputil.ReverseProxy (kill switch of the HTTP/1.1 fast path)")
-	f.IntVar(&opts.MaxIdleConnsPerHost, "max-idle-conns-per-host", 0, "idle connections kept per backend endpoint (default 512)")
+	// Backends.
+	f.DurationVar(&opts.DialTimeout, "dial-timeout", 5*time.Second, "timeout of connecting to a backend (then 502)")
+	f.DurationVar(&opts.ResponseHeaderTimeout, "response-header-timeout", 60*time.Second, "how long a backend may take to send its response head once the request was sent (then 504; as HAProxy's timeout server)")
+	f.Int64Var(&opts.MaxResponseHeaderBytes, "max-response-header-bytes", 1<<20, "largest response head a backend may send, 1xx heads included (then 502)")
+	f.IntVar(&opts.MaxIdleConnsPerHost, "max-idle-conns-per-host", 512, "idle connections kept per backend endpoint")
+	f.IntVar(&opts.MaxIdleConns, "max-idle-conns", 8192, "idle backend connections kept in all")
+	f.DurationVar(&opts.IdleConnTimeout, "idle-conn-timeout", 90*time.Second, "idle backend connections are closed after this")
+	// Clients.
+	f.IntVar(&opts.MaxClientConns, "max-client-conns", 10000, "client connections open at once; more wait in the listen backlog (as HAProxy's maxconn)")
+	f.IntVar(&opts.MaxRequestHeaderBytes, "max-request-header-bytes", 64<<10, "largest request head a client may send (then 431)")
+	f.DurationVar(&opts.ReadHeaderTimeout, "client-header-timeout", 10*time.Second, "how long a client may take to send a request head")
+	f.DurationVar(&opts.ClientBodyTimeout, "client-body-timeout", 60*time.Second, "longest pause between two reads of a request body (then 408, as nginx's client_body_timeout)")
+	f.DurationVar(&opts.ClientSendTimeout, "client-send-timeout", 60*time.Second, "longest a write to a client may block (then the connection is cut, as nginx's send_timeout); idle streams are not cut")
+	f.DurationVar(&opts.IdleTimeout, "client-idle-timeout", 120*time.Second, "idle client keep-alive connections are closed after this")
 	return cmd
+}
+
+// positiveFlags refuses a duration or count flag that is zero or negative
+// (except those named in zeroOK, which may be zero): a zero would silently
+// become the gateway's default, a negative is meaningless.
+func positiveFlags(fs *pflag.FlagSet, zeroOK ...string) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil {
+			return
+		}
+		switch f.Value.Type() {
+		case "duration", "int", "int64":
+		default:
+			return
+		}
+		v := f.Value.String()
+		switch {
+		case strings.HasPrefix(v, "-"):
+			err = fmt.Errorf("--%s=%s: must not be negative", f.Name, v)
+		case (v == "0" || v == "0s") && !slices.Contains(zeroOK, f.Name):
+			err = fmt.Errorf("--%s=%s: must be positive", f.Name, v)
+		}
+	})
+	return err
 }

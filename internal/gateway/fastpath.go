@@ -37,13 +37,6 @@ import (
 // forwards; larger and chunked bodies go through ReverseProxy.
 const fastPathMaxBody = 64 << 10
 
-// probeIdleAfter: a pooled connection idle for longer than this is checked
-// (non-blocking peek) before reuse, to skip connections the backend closed
-// (its own idle timeout). Busy connections are reused without the extra
-// system call; a request failing on a reused connection before any response
-// byte is retried on another one when it is replayable.
-const probeIdleAfter = time.Second
-
 // queryReencoded reports whether GODEBUG changes how ReverseProxy cleans query
 // strings (urlmaxqueryparams): then every request with a query takes the slow
 // path, so that both paths send the same query.
@@ -117,6 +110,9 @@ type timeoutError string
 
 func (e timeoutError) Error() string { return string(e) }
 func (e timeoutError) Timeout() bool { return true }
+
+// Temporary is part of net.Error.
+func (e timeoutError) Temporary() bool { return false }
 
 // forward proxies r to tg over a pooled connection and stores the status code
 // sent to the client in *code (0 while none). Like ReverseProxy, it panics with

@@ -349,3 +349,142 @@ func serveGateway(t *testing.T, g *Gateway) string {
 	})
 	return proxyLn.Addr().String()
 }
+
+// TestResponseHeaderTimeout: a backend that never answers gets the client a
+// 504 after ResponseHeaderTimeout, not a wait forever.
+func TestResponseHeaderTimeout(t *testing.T) {
+	for pathName, opts := range paths {
+		t.Run(pathName, func(t *testing.T) {
+			ln := listen(t)
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					t.Cleanup(func() { c.Close() }) // reads nothing, answers nothing
+				}
+			}()
+			opts.ResponseHeaderTimeout = 300 * time.Millisecond
+			g := singleRoute(t, opts, ln.Addr().String())
+			front, done := frontend(t, g)
+			start := time.Now()
+			code, _ := get(t, front, "web.example", "/")
+			<-done
+			if code != http.StatusGatewayTimeout {
+				t.Errorf("status %d, want 504", code)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("answered after %v, want about 300ms", d)
+			}
+			want := map[string]string{"namespace": "shop", "app": "web", "service": "web-stable", "code": "504"}
+			if v, _ := sample(scrape(t, g), metricRequests, want); v != 1 {
+				t.Errorf("504s counted for the backend = %v, want 1 (a timeout is the backend's failure)", v)
+			}
+		})
+	}
+}
+
+// TestClientLimits: the gateway's own server bounds its clients: request
+// head size (431), connections open at once (waiting beyond), a stalled body
+// (408, the client's error) and a client that stops reading (cut).
+func TestClientLimits(t *testing.T) {
+	okBackend := func(t *testing.T) *fastBackend {
+		return newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			_, _ = io.WriteString(w, "ok")
+		})
+	}
+	for pathName, opts := range paths {
+		t.Run(pathName+"/request head over MaxRequestHeaderBytes: 431", func(t *testing.T) {
+			opts := opts
+			opts.MaxRequestHeaderBytes = 8 << 10
+			addr := serveGateway(t, singleRoute(t, opts, hostOf(t, okBackend(t).URL)))
+			resp, _ := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: web.example\r\nX-Big: "+strings.Repeat("b", 20<<10)+"\r\n\r\n")
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("status %d, want 431", resp.StatusCode)
+			}
+			if resp, body := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: web.example\r\nX-Small: "+strings.Repeat("s", 4<<10)+"\r\n\r\n"); resp.StatusCode != 200 || body != "ok" {
+				t.Errorf("a 4 KiB head: %d %q, want 200 ok", resp.StatusCode, body)
+			}
+		})
+		t.Run(pathName+"/MaxClientConns open: the next waits", func(t *testing.T) {
+			opts := opts
+			opts.MaxClientConns = 3
+			addr := serveGateway(t, singleRoute(t, opts, hostOf(t, okBackend(t).URL)))
+			var idle []net.Conn
+			for range 3 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				idle = append(idle, c)
+			}
+			c, err := net.Dial("tcp", addr) // the kernel's backlog takes it
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n")
+			br := bufio.NewReader(c)
+			_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if _, err := br.ReadByte(); err == nil {
+				t.Fatal("a fourth connection was served while three were open, want it to wait")
+			}
+			idle[0].Close()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("after a connection closed, the waiting one: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("status %d, want 200", resp.StatusCode)
+			}
+		})
+		t.Run(pathName+"/stalled request body: 408, the client's error", func(t *testing.T) {
+			opts := opts
+			opts.ClientBodyTimeout = 300 * time.Millisecond
+			g := singleRoute(t, opts, hostOf(t, okBackend(t).URL))
+			addr := serveGateway(t, g)
+			start := time.Now()
+			resp, _ := rawRequest(t, addr, "POST / HTTP/1.1\r\nHost: web.example\r\nContent-Length: 10\r\n\r\nabc")
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Errorf("status %d, want 408", resp.StatusCode)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("answered after %v, want about 300ms", d)
+			}
+			waitFor(t, "the client error counted", func() bool {
+				v, _ := sample(scrape(t, g), metricClientErrs, map[string]string{"namespace": "shop", "app": "web", "service": "web-stable"})
+				return v == 1
+			})
+		})
+		t.Run(pathName+"/client that stops reading is cut", func(t *testing.T) {
+			opts := opts
+			opts.ClientSendTimeout = 300 * time.Millisecond
+			chunk := []byte(strings.Repeat("z", 64<<10))
+			backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", strconv.Itoa(1024*len(chunk)))
+				for range 1024 { // 64 MiB, far more than socket buffers hold
+					if _, err := w.Write(chunk); err != nil {
+						return
+					}
+				}
+			})
+			addr := serveGateway(t, singleRoute(t, opts, hostOf(t, backend.URL)))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.(*net.TCPConn).SetReadBuffer(4 << 10)
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n") // and never read
+			waitFor(t, "the gateway to give up on the client and the backend", func() bool {
+				return backend.conns.Load() == 1 && backend.closed.Load() == 1
+			})
+		})
+	}
+}
