@@ -11,8 +11,10 @@ import (
 	"github.com/fledge-dev/fledge/internal/traffic/apisix/apisixtest"
 )
 
-// The examples of /work/shared/APISIX-ADMIN-API.md (from APISIX's traffic-split
-// documentation), for app error-page in namespace default.
+// The examples of APISIX's traffic-split plugin documentation
+// (https://apisix.apache.org/docs/apisix/plugins/traffic-split/): an upstream
+// per version, a 90/10 weighted split and a match rule on a header, written
+// for app error-page in namespace default.
 const (
 	goldenUpstreamV1 = `{"type":"roundrobin","nodes":{"error-page-v1.default.svc.cluster.local:9011":1}}`
 	goldenUpstreamV2 = `{"type":"roundrobin","nodes":{"error-page-v2.default.svc.cluster.local:9011":1}}`
