@@ -56,14 +56,11 @@ func newControllerCommand() *cobra.Command {
 			return controller.Run(cmd.Context(), cfg, opts)
 		},
 	}
-	fs := cmd.Flags()
-	f.bind(fs)
-	f.providers.bind(fs)
-	f.metrics.bind(fs)
+	f.bind(cmd.Flags())
 	return cmd
 }
 
-// bind binds the controller's own flags.
+// bind binds the flags of `fledge controller`.
 func (f *controllerFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then in-cluster)")
 	fs.StringVar(&f.opts.MetricsAddr, "metrics-addr", ":8080", `address serving Prometheus metrics ("0" disables)`)
@@ -77,6 +74,8 @@ func (f *controllerFlags) bind(fs *pflag.FlagSet) {
 	fs.Float32Var(&f.opts.QPS, "kube-api-qps", 0, "client-side limit of requests per second to the API server (0: none; the API server's priority and fairness applies)")
 	fs.IntVar(&f.opts.Burst, "kube-api-burst", 0, "client-side burst of requests to the API server (with --kube-api-qps)")
 	fs.DurationVar(&f.opts.AnalysisInterval, "analysis-interval", controller.DefaultAnalysisInterval, "how often running automated releases are judged")
+	f.providers.bind(fs)
+	f.metrics.bind(fs)
 }
 
 // validate checks the flags, without I/O.
