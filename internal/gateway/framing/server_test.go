@@ -13,15 +13,44 @@ const smuggle10 = "POST /outer HTTP/1.0\r\nConnection: keep-alive\r\nContent-Len
 	"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
 
 func TestUnwrappedServerIsAmbiguous(t *testing.T) {
-	// Control: without the wrapper, net/http serves the smuggled request, so
-	// the assertions of TestRefused are able to fail.
-	ts := startServer(t, serverConfig{raw: true})
+	// Control: without the wrapper, net/http serves what TestRefused expects
+	// refused, so its assertions are able to fail.
+	tests := []struct {
+		name   string
+		stream string
+		want   string // paths served
+	}{
+		{"HTTP/1.0 smuggling", smuggle10, "/outer,/smuggled"},
+		{"HTTP/1.1 with both lengths keeps the connection",
+			req("POST", "/both", "", "Content-Length: 5", "Transfer-Encoding: chunked") + "0\r\n\r\n" + req("GET", "/next", ""),
+			"/both,/next"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, serverConfig{raw: true})
+			cl := dial(t, ts.addr)
+			cl.send(tt.stream)
+			cl.readFinal()
+			cl.readFinal()
+			if got := joinPaths(ts.paths()); got != tt.want {
+				t.Fatalf("unwrapped server served %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExpectContinueWaitingClient(t *testing.T) {
+	ts := startServer(t, serverConfig{})
 	cl := dial(t, ts.addr)
-	cl.send(smuggle10)
-	cl.readFinal()
-	cl.readFinal()
-	if got := joinPaths(ts.paths()); got != "/outer,/smuggled" {
-		t.Fatalf("unwrapped server saw %q, want the smuggled request served", got)
+	cl.send(req("POST", "/a", "", "Expect: 100-continue", "Content-Length: 4"))
+	if r := cl.read(); r.status != http.StatusContinue {
+		t.Fatalf("first response = %d, want 100", r.status)
+	}
+	cl.send("data" + req("GET", "/b", ""))
+	for _, want := range []string{quoteBody("POST", "/a", "data"), quoteBody("GET", "/b", "")} {
+		if r := cl.read(); r.status != http.StatusOK || r.body != want {
+			t.Fatalf("response = %d %q, want 200 %q", r.status, r.body, want)
+		}
 	}
 }
 
