@@ -7,18 +7,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fledge-dev/fledge/internal/gatewaymetrics"
 )
 
-// Metric names; documented in the package comment. Keep them stable: the
-// controller reads them from every replica.
+// Metric names; documented in the package comment and defined, for their
+// readers too (the controller reads them from every replica), in package
+// gatewaymetrics.
 const (
-	metricRequests    = "fledge_gateway_requests_total"
-	metricDuration    = "fledge_gateway_request_duration_seconds"
-	metricWeight      = "fledge_gateway_route_canary_weight"
-	metricRoutes      = "fledge_gateway_routes"
-	metricSkipped     = "fledge_gateway_routes_skipped"
-	metricUnknownHost = "fledge_gateway_unknown_host_requests_total"
-	metricClientErrs  = "fledge_gateway_client_errors_total"
+	metricRequests    = gatewaymetrics.Requests
+	metricDuration    = gatewaymetrics.RequestDuration
+	metricWeight      = gatewaymetrics.RouteCanaryWeight
+	metricRoutes      = gatewaymetrics.Routes
+	metricSkipped     = gatewaymetrics.RoutesSkipped
+	metricUnknownHost = gatewaymetrics.UnknownHostRequests
+	metricClientErrs  = gatewaymetrics.ClientErrors
 )
 
 // metrics are a Gateway's collectors, in its own registry.

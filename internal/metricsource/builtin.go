@@ -16,13 +16,15 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/fledge-dev/fledge/internal/gatewaymetrics"
 )
 
-// The gateway's metric names (internal/gateway/doc.go) and the process
-// collector's start time, which every gateway replica exposes.
+// The gateway's metrics read here, and the process collector's start time,
+// which every gateway replica exposes.
 const (
-	metricRequests     = "fledge_gateway_requests_total"
-	metricDuration     = "fledge_gateway_request_duration_seconds"
+	metricRequests     = gatewaymetrics.Requests
+	metricDuration     = gatewaymetrics.RequestDuration
 	metricProcessStart = "process_start_time_seconds"
 )
 
@@ -351,7 +353,7 @@ func parseScrape(mfs map[string]*dto.MetricFamily) replicaScrape {
 	}
 	for _, m := range mfs[metricRequests].GetMetric() {
 		b, labels := backendOf(m)
-		code := labels["code"]
+		code := labels[gatewaymetrics.Code]
 		c := r.backends[b]
 		if v := value(m); code != "499" && !math.IsNaN(v) {
 			c.answered = true
@@ -394,7 +396,7 @@ func backendOf(m *dto.Metric) (Backend, map[string]string) {
 	for _, l := range m.GetLabel() {
 		labels[l.GetName()] = l.GetValue()
 	}
-	return Backend{Namespace: labels["namespace"], App: labels["app"], Service: labels["service"]}, labels
+	return Backend{Namespace: labels[gatewaymetrics.Namespace], App: labels[gatewaymetrics.App], Service: labels[gatewaymetrics.Service]}, labels
 }
 
 // value is a counter's, gauge's or untyped sample's value.

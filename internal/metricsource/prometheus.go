@@ -17,15 +17,20 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/fledge-dev/fledge/internal/gatewaymetrics"
 )
 
 // Default PromQL templates, for the gateway's metrics. See [QueryData] for
 // what a template can use. Label values are inserted already escaped, so a
 // template puts them between double quotes.
 const (
-	DefaultRequestsQuery = `sum(increase(fledge_gateway_requests_total{namespace="{{.Namespace}}",app="{{.App}}",service="{{.Service}}",code!="499"}[{{.Window}}]))`
-	DefaultErrorsQuery   = `sum(increase(fledge_gateway_requests_total{namespace="{{.Namespace}}",app="{{.App}}",service="{{.Service}}",code=~"5.."}[{{.Window}}])) or vector(0)`
-	DefaultLatencyQuery  = `sum by (le) (increase(fledge_gateway_request_duration_seconds_bucket{namespace="{{.Namespace}}",app="{{.App}}",service="{{.Service}}"}[{{.Window}}]))`
+	DefaultRequestsQuery = `sum(increase(` + gatewaymetrics.Requests + `{` + backendSelector + `,code!="499"}[{{.Window}}]))`
+	DefaultErrorsQuery   = `sum(increase(` + gatewaymetrics.Requests + `{` + backendSelector + `,code=~"5.."}[{{.Window}}])) or vector(0)`
+	DefaultLatencyQuery  = `sum by (le) (increase(` + gatewaymetrics.RequestDuration + `_bucket{` + backendSelector + `}[{{.Window}}]))`
+
+	// backendSelector selects one backend's series of the gateway's metrics.
+	backendSelector = gatewaymetrics.Namespace + `="{{.Namespace}}",` + gatewaymetrics.App + `="{{.App}}",` + gatewaymetrics.Service + `="{{.Service}}"`
 )
 
 // Queries are the PromQL templates (text/template) of a Prometheus source.
