@@ -37,9 +37,16 @@
 // (1 to 16 hex digits, optional whitespace or ;extension, at most 4096 bytes),
 // data, CRLF, and after the last chunk the trailer lines (CRLF-ended
 // name:value, at most 4096 bytes in all) to the empty line. Anything else
-// makes every further Read fail with a *net.OpError wrapping
-// [ErrMalformedBody]; the handler's body read fails with it, and the server
-// then closes the connection. A Content-Length body is passed on by count.
+// makes every further Read fail with a *net.OpError (Op "read") wrapping
+// [ErrMalformedBody]; the handler's body read fails with it (or with
+// net/http's own error where it notices first: an over-long chunk line, a
+// trailer cut short), and the server then closes the connection without a
+// response of its own. A Content-Length body is passed on by count.
+//
+// [Options.OnRefuse] is told of each refusal and malformed body. After one,
+// Close shuts down the writing side and drains what the client still sends
+// for half a second before closing, so the client reads the 400 rather than
+// a connection reset.
 //
 // # Limits
 //
@@ -49,13 +56,17 @@
 // the connection.
 //
 // After a request with an Upgrade header, the bytes that follow its body are
-// held until the response tells: "101 Switching Protocols" passes everything
-// through from then on; any other final status resumes the checks on the
-// held bytes. A handler that writes 101 without hijacking the connection also
-// ends the checks. The "PRI * HTTP/2.0" preface likewise ends them (HTTP/2
+// held until the status line of its response is written on the connection:
+// "101 Switching Protocols" passes everything through from then on; any other
+// final status resumes the checks on the held bytes; other 1xx responses are
+// skipped. So a hijacking handler must write its 101 before it reads client
+// bytes. An upgrade head is never returned in one Read with earlier requests,
+// so that the responses to those are not taken for its answer. A handler that
+// writes 101 without hijacking the connection also ends the checks. The "PRI * HTTP/2.0" preface likewise ends them (HTTP/2
 // with prior knowledge). CONNECT tunnels are not recognised: bytes after a
 // CONNECT request are still checked as HTTP/1.
 //
-// The wrapper must see plaintext: put it over a *tls.Conn, not under one (the
+// The wrapped connection has no ReadFrom, so net/http's sendfile and splice
+// shortcuts for response bodies are not taken. The wrapper must see plaintext: put it over a *tls.Conn, not under one (the
 // server then does not see a *tls.Conn and serves HTTP/1 only).
 package framing
