@@ -8,6 +8,15 @@ export PATH="/usr/local/go/bin:$PATH"
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v prometheus >/dev/null || need+=(prometheus)
+# The real node (hack/cluster.sh) and its images (hack/image.sh).
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+[[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
+command -v buildah >/dev/null || need+=(buildah)
+command -v nft >/dev/null || need+=(nftables)
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || need+=(ca-certificates)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -21,4 +30,10 @@ command -v go >/dev/null || { echo "setup: go is not installed (want Go 1.26 at 
 prepare_controlplane() {
   KUBEBUILDER_ASSETS=$(bash hack/controlplane.sh)
   export KUBEBUILDER_ASSETS
+}
+
+# prepare_helm builds (once) helm and exports FLEDGE_HELM, its path.
+prepare_helm() {
+  FLEDGE_HELM=$(bash hack/helm.sh)
+  export FLEDGE_HELM
 }
