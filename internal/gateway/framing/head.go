@@ -117,10 +117,7 @@ func (h *headState) scan(b []byte, afterPost bool) (headResult, error) {
 		if i == 0 || rest[i-1] != '\r' {
 			return headResult{}, ErrBadLineEnding
 		}
-		line := rest[:i-1]
-		if bytes.IndexByte(line, '\r') >= 0 {
-			return headResult{}, ErrBadLineEnding
-		}
+		line := rest[:i-1] // a CR in it is refused by requestLine or field
 		h.off += i + 1
 		h.lines++
 		if h.lines == 1 {
@@ -180,19 +177,19 @@ func (h *headState) field(line []byte) error {
 	if line[0] == ' ' || line[0] == '\t' {
 		return ErrObsFold
 	}
-	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 {
+	colon := 0
+	for colon < len(line) && tchar[line[colon]] {
+		colon++
+	}
+	if colon == 0 || colon == len(line) || line[colon] != ':' {
 		return ErrBadFieldName
 	}
-	name := line[:colon]
-	for _, c := range name {
-		if !tchar[c] {
-			return ErrBadFieldName
-		}
-	}
-	value := line[colon+1:]
+	name, value := line[:colon], line[colon+1:]
 	for _, c := range value {
 		if (c < ' ' && c != '\t') || c == 0x7f {
+			if c == '\r' {
+				return ErrBadLineEnding
+			}
 			return ErrBadFieldValue
 		}
 	}
