@@ -28,6 +28,10 @@ type Resolver interface {
 	// Release has spec (a provider may read its own settings there, such as
 	// spec.gatewayParents), or an error when p is not enabled.
 	Router(p fledgev1.Provider, spec *fledgev1.ReleaseSpec) (traffic.Router, error)
+	// FollowsEndpoints reports whether provider p copies the endpoints of
+	// Services (so an application must be routed again when its Services'
+	// EndpointSlices change).
+	FollowsEndpoints(p fledgev1.Provider) bool
 }
 
 // Options configure the controller process.

@@ -91,8 +91,9 @@ func (r *ReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.releasesForService)).
 		Watches(&fledgev1.TrafficRoute{}, handler.EnqueueRequestsFromMapFunc(sameName)).
-		// Providers that copy endpoints (apisix nodes) follow EndpointSlices;
-		// the mapping needs only their labels, so only metadata is cached.
+		// Providers that copy endpoints (Resolver.FollowsEndpoints) follow
+		// EndpointSlices; the mapping needs only their labels, so only
+		// metadata is cached.
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.releasesForEndpointSlice), builder.OnlyMetadata).
 		Complete(r)
 }
@@ -141,7 +142,7 @@ func (r *ReleaseReconciler) releasesForEndpointSlice(ctx context.Context, o clie
 	var reqs []reconcile.Request
 	for i := range rels {
 		rel := &rels[i]
-		if rel.Status.Provider == fledgev1.ProviderAPISIX && (rel.Status.Stable == svc || rel.Status.Canary == svc) {
+		if r.Routers.FollowsEndpoints(rel.Status.Provider) && (rel.Status.Stable == svc || rel.Status.Canary == svc) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(rel)})
 		}
 	}

@@ -82,3 +82,10 @@ func (rs *Routers) Router(p fledgev1.Provider, spec *fledgev1.ReleaseSpec) (traf
 	}
 	return r, nil
 }
+
+// FollowsEndpoints reports whether provider p copies the endpoints of
+// Services: apisix does (into upstream nodes); the embedded gateway and
+// Gateway API implementations find them themselves.
+func (rs *Routers) FollowsEndpoints(p fledgev1.Provider) bool {
+	return p == fledgev1.ProviderAPISIX
+}
