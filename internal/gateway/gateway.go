@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/gateway/framing"
 )
 
 // Gateway is the embedded data plane: an http.Handler proxying requests by the
@@ -306,6 +307,11 @@ func (g *Gateway) AdminHandler() http.Handler {
 // serving for ShutdownDelay, then stops accepting and waits up to DrainTimeout
 // for the requests in flight. It closes both listeners.
 //
+// Request framing is checked before net/http parses it (package framing):
+// an ambiguous or malformed request (both Content-Length and
+// Transfer-Encoding, Transfer-Encoding on HTTP/1.0, obs-fold, bare LF, …) is
+// refused with 400 and its connection closed, and counted by reason.
+//
 // The proxy's clients are bounded: at most MaxClientConns connections
 // (accepting waits beyond), request heads of MaxRequestHeaderBytes (431
 // beyond), ReadHeaderTimeout to send a head, ClientBodyTimeout between reads
@@ -325,7 +331,10 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) erro
 		}
 	}
 	proxy, admin := newServer(g), newServer(g.AdminHandler())
-	proxyLn = newLimitListener(proxyLn, g.opts.MaxClientConns)
+	proxyLn = framing.NewListener(newLimitListener(proxyLn, g.opts.MaxClientConns), framing.Options{
+		MaxHeadBytes: g.opts.MaxRequestHeaderBytes + 4096, // net/http's slack
+		OnRefuse:     func(_ net.Conn, reason error) { g.metrics.refused.WithLabelValues(refusedReason(reason)).Inc() },
+	})
 	errc := make(chan error, 2)
 	serve := func(s *http.Server, ln net.Listener, name string) {
 		if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -379,4 +388,29 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) erro
 	g.mu.Unlock()
 	logger.Info("gateway stopped")
 	return err
+}
+
+// refusedReason is the metric label of a framing refusal.
+func refusedReason(err error) string {
+	switch {
+	case errors.Is(err, framing.ErrAmbiguousLength):
+		return "content-length-and-transfer-encoding"
+	case errors.Is(err, framing.ErrTransferEncoding10):
+		return "transfer-encoding-on-http10"
+	case errors.Is(err, framing.ErrBadTransferEncoding):
+		return "bad-transfer-encoding"
+	case errors.Is(err, framing.ErrBadContentLength):
+		return "bad-content-length"
+	case errors.Is(err, framing.ErrObsFold):
+		return "obs-fold"
+	case errors.Is(err, framing.ErrBadLineEnding):
+		return "bad-line-ending"
+	case errors.Is(err, framing.ErrBadFieldName), errors.Is(err, framing.ErrBadFieldValue):
+		return "bad-header-field"
+	case errors.Is(err, framing.ErrBadRequestLine), errors.Is(err, framing.ErrUnsupportedVersion):
+		return "bad-request-line"
+	case errors.Is(err, framing.ErrMalformedBody):
+		return "malformed-chunked-body"
+	}
+	return "other"
 }

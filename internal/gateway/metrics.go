@@ -22,6 +22,7 @@ const (
 	metricSkipped     = gatewaymetrics.RoutesSkipped
 	metricUnknownHost = gatewaymetrics.UnknownHostRequests
 	metricClientErrs  = gatewaymetrics.ClientErrors
+	metricRefused     = gatewaymetrics.RefusedRequests
 )
 
 // metrics are a Gateway's collectors, in its own registry.
@@ -34,6 +35,7 @@ type metrics struct {
 	skipped     prometheus.Gauge
 	unknownHost prometheus.Counter
 	clientErrs  *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -69,7 +71,11 @@ func newMetrics() *metrics {
 			Help: "Requests the gateway refused because the client broke them (a request body cut short, malformed or stalled: 400 or 408), by TrafficRoute (namespace, app) and the backend Service chosen; not counted in " + metricRequests + ".",
 		}, []string{"namespace", "app", "service"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs,
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: metricRefused,
+		Help: "Requests refused with 400 before routing because their framing is ambiguous or malformed (both Content-Length and Transfer-Encoding, Transfer-Encoding on HTTP/1.0, obs-fold, bare LF, a bad chunked body, ...), by reason.",
+	}, []string{gatewaymetrics.Reason})
+	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

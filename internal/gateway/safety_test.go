@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -487,4 +488,89 @@ func TestClientLimits(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAmbiguousFramingRefused: a request whose length is ambiguous (both
+// Content-Length and Transfer-Encoding; Transfer-Encoding on HTTP/1.0) is
+// refused with 400 and its connection closed (RFC 9112 §6.1), so that no
+// part of it is read as a request of its own; valid requests before it on
+// the connection are answered.
+func TestAmbiguousFramingRefused(t *testing.T) {
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: web.example\r\n\r\n"
+	requests := map[string]string{
+		"HTTP/1.0 with Transfer-Encoding and Content-Length, keep-alive": "POST /first HTTP/1.0\r\nHost: web.example\r\nConnection: keep-alive\r\n" +
+			"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + smuggled,
+		"HTTP/1.1 with Transfer-Encoding and Content-Length": "POST /first HTTP/1.1\r\nHost: web.example\r\n" +
+			"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+		"Transfer-Encoding on HTTP/1.0, keep-alive": "POST /first HTTP/1.0\r\nHost: web.example\r\nConnection: keep-alive\r\n" +
+			"Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(len(smuggled)), 16) + "\r\n" + smuggled + "\r\n0\r\n\r\n",
+		"two Content-Lengths": "POST /first HTTP/1.1\r\nHost: web.example\r\nContent-Length: 0\r\nContent-Length: 48\r\n\r\n" + smuggled,
+		"obs-fold":            "GET /first HTTP/1.1\r\nHost: web.example\r\nX-A: a\r\n b\r\n\r\n" + smuggled,
+		"bare LF":             "GET /first HTTP/1.1\nHost: web.example\n\n" + smuggled,
+	}
+	for pathName, opts := range paths {
+		for name, raw := range requests {
+			t.Run(pathName+"/"+name, func(t *testing.T) {
+				var seen sync.Map
+				backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+					seen.Store(r.URL.Path, true)
+					_, _ = io.Copy(io.Discard, r.Body)
+					_, _ = io.WriteString(w, "ok")
+				})
+				g := singleRoute(t, opts, hostOf(t, backend.URL))
+				addr := serveGateway(t, g)
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				// A valid request first: it is answered.
+				io.WriteString(c, "GET /valid HTTP/1.1\r\nHost: web.example\r\n\r\n"+raw)
+				br := bufio.NewReader(c)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("the valid request before: %d", resp.StatusCode)
+				}
+				resp, err = http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("status %d, want 400", resp.StatusCode)
+				}
+				if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+					t.Errorf("after the 400: %q, %v; want the connection closed", rest, err)
+				}
+				for _, p := range []string{"/first", "/smuggled"} {
+					if _, ok := seen.Load(p); ok {
+						t.Errorf("the backend received %s", p)
+					}
+				}
+				if v, _ := sample(scrape(t, g), metricRefused, map[string]string{"reason": refusedReasonFor(name)}); v != 1 {
+					t.Errorf("refused requests (reason %s) = %v, want 1", refusedReasonFor(name), v)
+				}
+			})
+		}
+	}
+}
+
+func refusedReasonFor(name string) string {
+	switch {
+	case strings.HasPrefix(name, "HTTP/1."): // both lengths are checked first
+
+		return "content-length-and-transfer-encoding"
+	case strings.HasPrefix(name, "Transfer-Encoding on HTTP/1.0"):
+		return "transfer-encoding-on-http10"
+	case name == "two Content-Lengths":
+		return "bad-content-length"
+	case name == "obs-fold":
+		return "obs-fold"
+	}
+	return "bad-line-ending"
 }

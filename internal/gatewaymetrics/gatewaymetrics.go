@@ -24,6 +24,9 @@ const (
 	// ClientErrors counts requests refused because the client broke them
 	// (a body cut short, malformed or stalled), by Namespace, App and Service.
 	ClientErrors = "fledge_gateway_client_errors_total"
+	// RefusedRequests counts requests refused with 400 before routing because
+	// their framing is ambiguous or malformed (request smuggling), by Reason.
+	RefusedRequests = "fledge_gateway_refused_requests_total"
 )
 
 // Label names.
@@ -35,4 +38,6 @@ const (
 	Service = "service"
 	// Code is the HTTP status code answered.
 	Code = "code"
+	// Reason says why a request was refused.
+	Reason = "reason"
 )

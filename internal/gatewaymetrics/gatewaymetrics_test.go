@@ -13,6 +13,8 @@ func TestNamesAreStable(t *testing.T) {
 		RoutesSkipped:                    "fledge_gateway_routes_skipped",
 		UnknownHostRequests:              "fledge_gateway_unknown_host_requests_total",
 		ClientErrors:                     "fledge_gateway_client_errors_total",
+		RefusedRequests:                  "fledge_gateway_refused_requests_total",
+		Reason:                           "reason",
 		Namespace + App + Service + Code: "namespaceappservicecode",
 	} {
 		if got != want {
