@@ -76,10 +76,14 @@ type config struct {
 	variants    []string
 	// profileDir, when set, receives a CPU profile of each gateway process.
 	profileDir string
+	// baseline is a benchgateway binary built from an earlier commit, run as
+	// the "baseline GOGC=400" variant: the same measurement of older code,
+	// side by side.
+	baseline string
 }
 
 // allVariants are the variants known, in report order.
-var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "direct"}
+var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct"}
 
 // defaultVariants are run without -variants.
 var defaultVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
@@ -135,6 +139,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.threads, "threads", 1, "wrk threads (-t)")
 	fs.IntVar(&cfg.weight, "weight", 10, "canary (v2) weight, percent")
 	fs.StringVar(&cfg.profileDir, "cpuprofile-dir", "", "write a CPU profile of each fledge gateway process (whole run) into this directory")
+	fs.StringVar(&cfg.baseline, "baseline", "", "a benchgateway binary built from an earlier commit, for the \"baseline GOGC=400\" variant")
 	fs.StringVar(&variants, "variants", strings.Join(defaultVariants, ","), "variants to run, comma-separated, from: "+strings.Join(allVariants, ", "))
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -162,6 +167,15 @@ func parseFlags(args []string) (config, error) {
 		}
 		if !contains(cfg.variants, v) {
 			cfg.variants = append(cfg.variants, v)
+		}
+	}
+	if contains(cfg.variants, "baseline GOGC=400") != (cfg.baseline != "") {
+		return cfg, errors.New(`-baseline and the "baseline GOGC=400" variant go together`)
+	}
+	if cfg.baseline != "" {
+		var err error
+		if cfg.baseline, err = filepath.Abs(cfg.baseline); err != nil {
+			return cfg, err
 		}
 	}
 	abs, err := filepath.Abs(cfg.fledge)
@@ -258,12 +272,16 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			}
 			defer p.stop()
 			t = target{name: name, url: p.url + requestPath, pid: p.pid()}
-		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath":
+		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400":
 			gogc := ""
 			if strings.Contains(name, "GOGC=400") {
 				gogc = "400"
 			}
-			p, err := startGateway(ctx, tmp, name, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir)
+			bin := ""
+			if strings.HasPrefix(name, "baseline") {
+				bin = cfg.baseline
+			}
+			p, err := startGateway(ctx, tmp, name, bin, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir)
 			if err != nil {
 				return err
 			}

@@ -179,11 +179,15 @@ func startHAProxy(ctx context.Context, dir string, stable, canary netip.AddrPort
 // admin listeners handed over as file descriptors 3 and 4, and GOGC=gogc
 // (unset when empty), and waits until it proxies. With profileDir set, the
 // gateway writes its CPU profile there. name is the variant's name;
-// disableFastPath sets gateway.Options.DisableFastPath.
-func startGateway(ctx context.Context, dir, name string, stable, canary netip.AddrPort, weight int, gogc string, disableFastPath bool, profileDir string) (*child, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+// disableFastPath sets gateway.Options.DisableFastPath. bin, when not empty,
+// is another benchgateway binary to run instead of this one.
+func startGateway(ctx context.Context, dir, name, bin string, stable, canary netip.AddrPort, weight int, gogc string, disableFastPath bool, profileDir string) (*child, error) {
+	self := bin
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return nil, err
+		}
 	}
 	var files []*os.File
 	defer func() {
