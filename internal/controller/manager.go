@@ -86,6 +86,9 @@ const LeaderElectionID = "fledge-controller"
 
 // Run runs the controller until ctx is done.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if opts.Routers == nil {
+		return errors.New("no traffic providers (Options.Routers)")
+	}
 	if opts.DefaultProvider == "" {
 		opts.DefaultProvider = fledgev1.ProviderEmbedded
 	}
@@ -112,9 +115,6 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	mgr, err := ctrl.NewManager(withLimits(cfg, opts.QPS, opts.Burst), mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating controller manager: %w", err)
-	}
-	if opts.Routers == nil {
-		return errors.New("no traffic providers (Options.Routers)")
 	}
 	routers, err := opts.Routers(mgr.GetClient())
 	if err != nil {

@@ -224,21 +224,21 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 
 	// Measure (automated releases), plan, act, observe.
 	now := r.now()
-	d := plan(rel, services, r.measureAuto(ctx, rel, now), now)
+	want := plan(rel, services, r.measureAuto(ctx, rel, now), now)
 	provider := rel.Spec.Provider
 	if provider == "" {
 		provider = r.DefaultProvider
 	}
 	router, routerErr := r.routerFor(rel, provider)
 	var observed *traffic.Route
-	if routerErr == nil && !d.hold {
-		if d.route != nil {
-			routerErr = router.Ensure(ctx, *d.route)
+	if routerErr == nil && !want.hold {
+		if want.route != nil {
+			routerErr = router.Ensure(ctx, *want.route)
 		} else {
 			routerErr = router.Remove(ctx, traffic.Key{Namespace: rel.Namespace, App: rel.Name})
 		}
 	}
-	if prev := rel.Status.Provider; routerErr == nil && !d.hold && prev != "" && prev != provider {
+	if prev := rel.Status.Provider; routerErr == nil && !want.hold && prev != "" && prev != provider {
 		// The application moved to another provider: the old one serves it no more.
 		if old, err := r.routerFor(rel, prev); err == nil {
 			if err := old.Remove(ctx, traffic.Key{Namespace: rel.Namespace, App: rel.Name}); err != nil {
@@ -257,10 +257,10 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	}
 
 	old := rel.Status.DeepCopy()
-	status := nextStatus(rel, provider, inputProblems, d, observed, routerErr)
-	r.recordEvents(rel, services, old, &status, inputProblems, d)
-	if routerErr == nil && d.route != nil && d.route.Canary != nil {
-		r.recordDecision(rel, services[d.route.Canary.Service], d.auto)
+	status := nextStatus(rel, provider, inputProblems, want, observed, routerErr)
+	r.recordEvents(rel, services, old, &status, inputProblems, want)
+	if routerErr == nil && want.route != nil && want.route.Canary != nil {
+		r.recordDecision(rel, services[want.route.Canary.Service], want.auto)
 	}
 	observeStatus(rel, &status)
 	if !equality.Semantic.DeepEqual(*old, status) {
@@ -278,7 +278,7 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if c := meta.FindStatusCondition(status.Conditions, fledgev1.ConditionRouted); c != nil && c.Reason == fledgev1.ReasonRouteMismatch {
 		return reconcile.Result{RequeueAfter: verifyDelay}, nil
 	}
-	if after := r.autoRequeue(d.auto); after > 0 {
+	if after := r.autoRequeue(want.auto); after > 0 {
 		return reconcile.Result{RequeueAfter: after}, nil
 	}
 	return reconcile.Result{}, nil
@@ -346,7 +346,7 @@ func (r *ReleaseReconciler) finalize(ctx context.Context, rel *fledgev1.Release)
 // nextStatus computes the Release's status from the plan and what the
 // provider did and serves; pure.
 func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems []annotations.Problem,
-	d routingPlan, observed *traffic.Route, routerErr error) fledgev1.ReleaseStatus {
+	want routingPlan, observed *traffic.Route, routerErr error) fledgev1.ReleaseStatus {
 	st := *rel.Status.DeepCopy()
 	st.ObservedGeneration = rel.Generation
 	st.Provider = provider
@@ -362,8 +362,8 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 	for _, p := range inputProblems {
 		msgs = append(msgs, p.Error())
 	}
-	if d.hold {
-		msgs = append(msgs, d.problems...)
+	if want.hold {
+		msgs = append(msgs, want.problems...)
 	}
 	if len(msgs) > 0 {
 		accepted.Status, accepted.Reason = metav1.ConditionFalse, fledgev1.ReasonInvalidInput
@@ -371,16 +371,16 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 	}
 	meta.SetStatusCondition(&st.Conditions, accepted)
 
-	if !d.hold {
+	if !want.hold {
 		st.Stable, st.Canary, st.DesiredWeight = "", "", 0
 		switch {
-		case d.canaryOnly:
-			st.Canary, st.DesiredWeight = d.route.Stable.Service, 100
-		case d.route != nil:
-			st.Stable = d.route.Stable.Service
-			if d.route.Canary != nil {
-				st.Canary = d.route.Canary.Service
-				st.DesiredWeight = d.route.CanaryWeight
+		case want.canaryOnly:
+			st.Canary, st.DesiredWeight = want.route.Stable.Service, 100
+		case want.route != nil:
+			st.Stable = want.route.Stable.Service
+			if want.route.Canary != nil {
+				st.Canary = want.route.Canary.Service
+				st.DesiredWeight = want.route.CanaryWeight
 			}
 		}
 	}
@@ -391,12 +391,12 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 	case observed == nil:
 		routed.Status, routed.Reason = metav1.ConditionFalse, fledgev1.ReasonNotRouted
 		routed.Message = "nothing is routed"
-		if len(d.problems) > 0 && !d.hold {
-			routed.Message = d.problems[0]
+		if len(want.problems) > 0 && !want.hold {
+			routed.Message = want.problems[0]
 		}
-	case !d.hold && d.route != nil && !traffic.Same(*d.route, *observed):
+	case !want.hold && want.route != nil && !traffic.Same(*want.route, *observed):
 		routed.Status, routed.Reason = metav1.ConditionFalse, fledgev1.ReasonRouteMismatch
-		routed.Message = fmt.Sprintf("%s serves %s, want %s", provider, describe(*observed), describe(*d.route))
+		routed.Message = fmt.Sprintf("%s serves %s, want %s", provider, describe(*observed), describe(*want.route))
 	default:
 		routed.Status, routed.Reason = metav1.ConditionTrue, fledgev1.ReasonRouteApplied
 		routed.Message = fmt.Sprintf("%s serves %s", provider, describe(*observed))
@@ -409,7 +409,7 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 		st.Phase = fledgev1.PhaseFailed
 	case observed == nil:
 		st.Phase = fledgev1.PhaseUnpublished
-	case observed.Canary == nil && d.canaryOnly && observed.Stable.Service == st.Canary:
+	case observed.Canary == nil && want.canaryOnly && observed.Stable.Service == st.Canary:
 		st.Phase, st.EffectiveWeight = fledgev1.PhaseReleased, 100
 	case observed.Canary == nil:
 		st.Phase = fledgev1.PhaseStable
@@ -427,8 +427,8 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 			st.Phase = fledgev1.PhaseCanary
 		}
 	}
-	if !d.hold {
-		applyAuto(&st, gen, d.auto)
+	if !want.hold {
+		applyAuto(&st, gen, want.auto)
 	}
 	return st
 }
@@ -469,7 +469,7 @@ func describeMatch(ps []fledgev1.Predicate) string {
 // recordEvents emits events on transitions only: a new problem, a new routing,
 // a new failure.
 func (r *ReleaseReconciler) recordEvents(rel *fledgev1.Release, services map[string]*corev1.Service, old, cur *fledgev1.ReleaseStatus,
-	inputProblems []annotations.Problem, d routingPlan) {
+	inputProblems []annotations.Problem, want routingPlan) {
 	oldAccepted := meta.FindStatusCondition(old.Conditions, fledgev1.ConditionAccepted)
 	newAccepted := meta.FindStatusCondition(cur.Conditions, fledgev1.ConditionAccepted)
 	if newAccepted.Status == metav1.ConditionFalse && (oldAccepted == nil || oldAccepted.Message != newAccepted.Message) {
@@ -491,9 +491,9 @@ func (r *ReleaseReconciler) recordEvents(rel *fledgev1.Release, services map[str
 	case fledgev1.ReasonRouteFailed:
 		r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonRouteFailed, "Route", "%s", newRouted.Message)
 	case fledgev1.ReasonNotRouted:
-		if oldRouted != nil || len(d.problems) > 0 {
+		if oldRouted != nil || len(want.problems) > 0 {
 			r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonUnpublished, "Route", "%s", newRouted.Message)
-			if !d.hold && d.route == nil && rel.Spec.Canary != nil {
+			if !want.hold && want.route == nil && rel.Spec.Canary != nil {
 				if svc, ok := services[rel.Spec.Canary.Name]; ok {
 					r.Recorder.Eventf(svc, rel, corev1.EventTypeWarning, ReasonUnpublished, "Route", "%s", newRouted.Message)
 				}
