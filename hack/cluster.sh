@@ -11,6 +11,7 @@
 #   hack/cluster.sh env       # print: export KUBECONFIG=... PATH=... (kubectl of the node)
 #   hack/cluster.sh kubeconfig  # print the admin kubeconfig's path
 #   hack/cluster.sh import F  # import an OCI archive (hack/image.sh) into the node
+#   hack/cluster.sh ctr ARGS  # ctr on the node's containerd (e.g. -n k8s.io tasks ls)
 #   hack/cluster.sh down      # stop everything and undo what the node changed on the host
 #   hack/cluster.sh status
 #
@@ -489,11 +490,12 @@ case "${1:-}" in
     [[ -f "$dir/admin.kubeconfig" ]] || die "no node (hack/cluster.sh up)"
     echo "$dir/admin.kubeconfig"
     ;;
+  ctr) shift; exec ctr --address "$sock" "$@" ;;
   import) [[ -n "${2:-}" ]] || die "usage: hack/cluster.sh import ARCHIVE.tar"; import_archive "$2" ;;
   status)
     for c in etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
       if alive "$c"; then echo "$c running (pid $(cat "$run/$c.pid"))"; else echo "$c stopped"; fi
     done
     ;;
-  *) echo "usage: hack/cluster.sh build|up|down|env|kubeconfig|import ARCHIVE|status" >&2; exit 2 ;;
+  *) echo "usage: hack/cluster.sh build|up|down|env|kubeconfig|import ARCHIVE|ctr ARGS|status" >&2; exit 2 ;;
 esac

@@ -22,7 +22,8 @@ func init() {
 		{"scale the canary to 3 replicas", scaleCanary},
 		{"delete a canary pod under load", deleteCanaryPod},
 		{"rollout restart of the gateway under load", restartGateway},
-		{"kill the leader controller", killLeader},
+		{"delete the leader controller pod", killLeader},
+		{"SIGKILL the leader controller", sigkillLeader},
 		{"a StatefulSet canary", statefulSetCanary},
 		{"automated rollback of a bad v2", autoRollback},
 	}
@@ -272,6 +273,57 @@ func killLeader(t *testing.T) {
 	if !equalCounts(got, map[string]int{"v1": 80, "v2": 20}) {
 		t.Errorf("after the takeover: got %v, want v1 80, v2 20", got)
 	}
+	waitReady(t, systemNS, "app.kubernetes.io/name=fledge-controller", 2, 2*time.Minute)
+}
+
+// leaseHolderIdentity is the Lease's full holder identity (pod name and a
+// random id per process).
+func leaseHolderIdentity(ctx context.Context) (string, error) {
+	return kubectl(ctx, "get", "lease", "-n", systemNS, "fledge-controller", "-o", "jsonpath={.spec.holderIdentity}")
+}
+
+func sigkillLeader(t *testing.T) {
+	identity, err := leaseHolderIdentity(t.Context())
+	if err != nil || identity == "" {
+		t.Fatalf("lease holder %q: %v", identity, err)
+	}
+	leader, _, _ := strings.Cut(identity, "_")
+	waitReady(t, systemNS, "app.kubernetes.io/name=fledge-controller", 2, time.Minute)
+	id := mustKubectl(t, "get", "pod", "-n", systemNS, leader, "-o", "jsonpath={.status.containerStatuses[0].containerID}")
+	id, ok := strings.CutPrefix(id, "containerd://")
+	if !ok || id == "" {
+		t.Fatalf("container of %s: %q", leader, id)
+	}
+	start := time.Now()
+	// SIGKILL from the node: the process cannot release its Lease, which must
+	// expire (15 s) before another controller takes it.
+	if out, err := command(t.Context(), "bash", "hack/cluster.sh", "ctr", "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	canaryAt(t, "error-page-v2", 30)
+	var holder string
+	eventually(t, 90*time.Second, "another controller process taking the Lease", func() error {
+		var err error
+		if holder, err = leaseHolderIdentity(t.Context()); err != nil {
+			return err
+		}
+		if holder == "" || holder == identity {
+			return fmt.Errorf("holder %q", holder)
+		}
+		return nil
+	})
+	took := time.Since(start)
+	waitServed(t, "error-page", "error-page-v1", "error-page-v2", 30, 1, 3)
+	t.Logf("leader process %s SIGKILLed: %s held the Lease after %.1fs, and the change made meanwhile (20%% -> 30%%) was served after %.1fs",
+		identity, holder, took.Seconds(), time.Since(start).Seconds())
+	if took < 10*time.Second {
+		t.Errorf("takeover after %.1fs: a killed leader cannot release its 15 s Lease; was it killed?", took.Seconds())
+	}
+	got := countOneConnection(t, gatewayURL(t), "error-page", 100)
+	if !equalCounts(got, map[string]int{"v1": 70, "v2": 30}) {
+		t.Errorf("after the takeover: got %v, want v1 70, v2 30", got)
+	}
+	// The kubelet restarts the killed container in its Pod.
 	waitReady(t, systemNS, "app.kubernetes.io/name=fledge-controller", 2, 2*time.Minute)
 }
 
