@@ -58,11 +58,10 @@ func (f *metricFlags) validate() (metricConfig, error) {
 	default:
 		return metricConfig{}, fmt.Errorf("--metric-source %q: want builtin or prometheus", f.source)
 	}
-	ns, name, ok := strings.Cut(f.gatewayMetrics, "/")
-	if !ok || ns == "" || name == "" {
-		return metricConfig{}, fmt.Errorf("--gateway-metrics-service %q: want namespace/name", f.gatewayMetrics)
+	var err error
+	if c.gatewayMetrics, err = namespacedName("--gateway-metrics-service", f.gatewayMetrics); err != nil {
+		return metricConfig{}, err
 	}
-	c.gatewayMetrics = types.NamespacedName{Namespace: ns, Name: name}
 	if c.source == fledgev1.MetricSourcePrometheus && f.promURL == "" {
 		return metricConfig{}, fmt.Errorf("--metric-source prometheus needs --prometheus-url")
 	}

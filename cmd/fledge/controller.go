@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
@@ -117,4 +119,13 @@ func (c controllerConfig) build(ctx context.Context, cfg *rest.Config) (controll
 		return controller.Options{}, err
 	}
 	return opts, nil
+}
+
+// namespacedName parses the namespace/name value of flag.
+func namespacedName(flag, s string) (types.NamespacedName, error) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" {
+		return types.NamespacedName{}, fmt.Errorf("%s %q: want namespace/name", flag, s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }

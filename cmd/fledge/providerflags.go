@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -58,11 +57,10 @@ func (f *providerFlags) validate(defaultProvider fledgev1.Provider) (providerCon
 	if defaultProvider == fledgev1.ProviderGatewayAPI && len(f.gatewayParents) == 0 {
 		return providerConfig{}, fmt.Errorf("--default-provider gatewayapi needs --gateway-api-parent")
 	}
-	ns, name, ok := strings.Cut(f.apisixSecret, "/")
-	if !ok || ns == "" || name == "" {
-		return providerConfig{}, fmt.Errorf("--apisix-key-secret %q: want namespace/name", f.apisixSecret)
+	var err error
+	if c.apisixSecret, err = namespacedName("--apisix-key-secret", f.apisixSecret); err != nil {
+		return providerConfig{}, err
 	}
-	c.apisixSecret = types.NamespacedName{Namespace: ns, Name: name}
 	if f.apisixURL != "" {
 		if _, err := apisix.ParseAdminURL(f.apisixURL); err != nil {
 			return providerConfig{}, fmt.Errorf("--apisix-admin-url: %w", err)
