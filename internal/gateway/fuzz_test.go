@@ -76,13 +76,18 @@ const (
 
 // fuzzRig is a gateway (its own Serve) in front of a misbehaving backend.
 type fuzzRig struct {
-	addr string
-	// mode is the current iteration's misbehaviour.
-	mode atomic.Int32
+	name, addr string
+	// mode is the current iteration's misbehaviour; btag is the second
+	// client's tag (the backend answers it properly), prev the one before.
+	mode       atomic.Int32
+	btag, prev atomic.Pointer[string]
 }
 
 func newFuzzRig(f *testing.F, opts Options) *fuzzRig {
-	rig := &fuzzRig{}
+	rig := &fuzzRig{name: "fast path"}
+	if opts.DisableFastPath {
+		rig.name = "ReverseProxy"
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)
@@ -119,7 +124,7 @@ func newFuzzRig(f *testing.F, opts Options) *fuzzRig {
 	return rig
 }
 
-// serveBackend answers every request on c: the second client's (tag "b…")
+// serveBackend answers every request on c: the second client's (its tag)
 // properly, the first client's as the current mode says.
 func (rig *fuzzRig) serveBackend(c net.Conn) {
 	defer c.Close()
@@ -131,7 +136,7 @@ func (rig *fuzzRig) serveBackend(c net.Conn) {
 		}
 		_, _ = io.Copy(io.Discard, req.Body)
 		tag := req.Header.Get("X-Tag")
-		if strings.HasPrefix(tag, "b") {
+		if b := rig.btag.Load(); b != nil && tag == *b {
 			if _, err := io.WriteString(c, tagged(tag)); err != nil {
 				return
 			}
@@ -181,6 +186,8 @@ func (rig *fuzzRig) check(t *testing.T, raw []byte, mode byte) {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	btag := "b" + hex.EncodeToString(id[:])
+	rig.btag.Store(&btag)
+	prev := rig.prev.Swap(&btag)
 
 	first, err := net.Dial("tcp", rig.addr)
 	if err != nil {
@@ -191,8 +198,8 @@ func (rig *fuzzRig) check(t *testing.T, raw []byte, mode byte) {
 	_ = first.(*net.TCPConn).CloseWrite()
 	got, _ := io.ReadAll(first)
 	first.Close()
-	if strings.Contains(string(got), "for b") {
-		t.Fatalf("the first client received a response to another client's request: %q", got)
+	if strings.Contains(string(got), btag) || prev != nil && strings.Contains(string(got), *prev) {
+		t.Fatalf("%s: the first client received a response to another client's request: %q", rig.name, got)
 	}
 
 	rig.mode.Store(modeNormal)
@@ -216,8 +223,8 @@ func (rig *fuzzRig) check(t *testing.T, raw []byte, mode byte) {
 	case resp.StatusCode >= 500 && !strings.Contains(string(body), "for "):
 		// The gateway's own error: allowed by the invariant.
 	default:
-		t.Fatalf("the second client got %d %q, want its own response %q (after the first sent %q, mode %d)",
-			resp.StatusCode, body, "for "+btag, raw, mode%modeCount)
+		t.Fatalf("%s: the second client got %d %q, want its own response %q (after the first sent %q, mode %d)",
+			rig.name, resp.StatusCode, body, "for "+btag, raw, mode%modeCount)
 	}
 	if v := resp.Header.Get("X-Secret"); v != "" {
 		t.Fatalf("a header listed in Connection reached the second client: X-Secret: %s", v)

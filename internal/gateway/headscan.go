@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/textproto"
+	"strconv"
 	"sync"
+
+	"github.com/fledge-dev/fledge/internal/gateway/framing"
 )
 
 // http.ReadResponse deletes a response's Connection header when it lists
@@ -42,6 +46,10 @@ type headScanner struct {
 	// done: the final head ended. final are its Connection values.
 	done  bool
 	final []string
+	// length is the Content-Length of the head being read (-1: none or
+	// unusable); chunked tells Transfer-Encoding chunked.
+	length  int64
+	chunked bool
 	// err is set when a Connection line was too long to keep.
 	err error
 }
@@ -51,20 +59,24 @@ func (s *headScanner) reset() {
 	s.status, s.code = true, 0
 	s.conn, s.inConn = s.conn[:0], false
 	s.done, s.final, s.err = false, nil, nil
+	s.length, s.chunked = -1, false
 }
 
-// feed scans p, the next bytes read from the connection.
-func (s *headScanner) feed(p []byte) {
+// feed scans p, the next bytes read from the connection, and returns how
+// many of them belong to the heads: all of p until the final head ends.
+func (s *headScanner) feed(p []byte) int {
+	n := len(p)
 	for !s.done && len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			s.add(p)
-			return
+			return n
 		}
 		s.add(p[:i])
 		p = p[i+1:]
 		s.endLine()
 	}
+	return n - len(p)
 }
 
 func (s *headScanner) add(b []byte) {
@@ -84,6 +96,7 @@ func (s *headScanner) endLine() {
 	case len(l) == 0: // the end of a head
 		if s.code >= 100 && s.code < 200 && s.code != 101 {
 			s.status, s.conn, s.inConn = true, s.conn[:0], false // another head follows
+			s.length, s.chunked = -1, false
 			return
 		}
 		s.done, s.final = true, s.conn
@@ -95,6 +108,11 @@ func (s *headScanner) endLine() {
 			}
 		}
 	default:
+		if v, ok := fieldValue(l, "content-length:"); ok {
+			s.length = parseLength(s.length, v)
+		} else if v, ok := fieldValue(l, "transfer-encoding:"); ok {
+			s.chunked = bytes.EqualFold(v, []byte("chunked"))
+		}
 		s.inConn = len(l) >= len("connection:") && bytes.EqualFold(l[:len("connection:")], []byte("connection:"))
 		if s.inConn {
 			s.conn = append(s.conn, textproto.TrimString(string(l[len("connection:"):])))
@@ -103,6 +121,25 @@ func (s *headScanner) endLine() {
 			}
 		}
 	}
+}
+
+// fieldValue returns the trimmed value of header line l when its name is
+// name (given lower case, with the colon).
+func fieldValue(l []byte, name string) ([]byte, bool) {
+	if len(l) < len(name) || !bytes.EqualFold(l[:len(name)], []byte(name)) {
+		return nil, false
+	}
+	return bytes.TrimSpace(l[len(name):]), true
+}
+
+// parseLength parses a Content-Length value v; a second field with another
+// value, or a value that is not a number, makes it unusable (-2).
+func parseLength(prev int64, v []byte) int64 {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n < 0 || prev != -1 && prev != n {
+		return -2
+	}
+	return n
 }
 
 // statusCode parses the code of a status line "HTTP/1.1 200 OK", 0 when it
@@ -179,48 +216,154 @@ func (h *headReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// scanConn wraps the connections of the ReverseProxy path's Transport: it
-// scans the response head that follows each request (the first read after a
-// write starts one; a 100-continue exchange restarts at its final head), so
-// that the proxy can strip what its Connection header lists (stripListed).
-// The Transport reads and writes from different goroutines, hence the mutex.
-//
-// It also caps the bytes of all response heads of one exchange together
-// (1xx and final) at limit, as the fast path does: http.Transport counts each
-// 1xx head afresh when, as under ReverseProxy, they are passed on.
+// scanConn wraps the connections of the ReverseProxy path's Transport. It
+// follows each exchange on the wire: a request written (its method told by
+// the first write), then the response's heads (scanned for their Connection
+// values, capped at limit bytes together, 1xx included, as the fast path
+// does: http.Transport counts each 1xx head afresh when, as under
+// ReverseProxy, they are passed on) and its body, by Content-Length or
+// chunked framing. A byte that arrives past the end of a response, or while
+// no request is waiting for one, poisons the connection: the Transport never
+// reads it (the read is cut at the response's end) and the connection fails
+// at its next read or write, so the Transport drops it. http.Transport checks
+// for unsolicited bytes only once the connection is back in its idle pool,
+// where a request taken from the pool in the meantime would read them as its
+// response.
 type scanConn struct {
 	net.Conn
 	limit int64
 
-	mu    sync.Mutex
-	wrote bool
-	scan  headScanner
-	// read counts the bytes read since the exchange began, while in heads.
+	mu sync.Mutex
+	// busy: a request was written whose response has not ended; head: its
+	// heads are being read; bodyless: the request was HEAD.
+	busy, head, bodyless bool
+	scan                 headScanner
+	// read counts the head bytes read in this exchange.
 	read int64
+	// framing of the body being read: left bytes (bodyLength), chunked
+	// (chunk follows it), or to the end of the connection (bodyStream).
+	framing int
+	left    int64
+	chunk   framing.ChunkedBody
+	// unfollowable: the body's chunked framing could not be followed, so the
+	// end of the exchange is unknown; the connection is not to be reused.
+	unfollowable bool
+	// poisoned makes every later read and write fail.
+	poisoned error
 }
+
+const (
+	bodyLength = iota
+	bodyChunked
+	bodyStream
+)
+
+var errUnsolicited = errors.New("backend sent bytes past the end of its response")
 
 func (c *scanConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	c.wrote = true
+	if c.unfollowable && !c.head {
+		c.poisoned = errors.New("backend's chunked response could not be followed")
+	}
+	if err := c.poisoned; err != nil {
+		c.mu.Unlock()
+		return 0, err
+	}
+	if !c.busy { // a new exchange
+		c.busy, c.head, c.read = true, true, 0
+		c.bodyless = bytes.HasPrefix(p, []byte("HEAD "))
+		c.scan.reset()
+	}
 	c.mu.Unlock()
 	return c.Conn.Write(p)
 }
 
 func (c *scanConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if err := c.poisoned; err != nil {
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.mu.Unlock()
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.wrote {
-		c.wrote, c.read = false, 0
-		c.scan.reset()
+	if n == 0 {
+		return n, err
 	}
-	if !c.scan.done {
-		c.scan.feed(p[:n])
-		if c.read += int64(n); c.read > c.limit && err == nil {
-			err = errHeadTooLarge(c.limit)
+	if !c.busy {
+		c.poisoned = errUnsolicited
+		return 0, c.poisoned
+	}
+	b := p[:n]
+	if c.head {
+		used := c.scan.feed(b)
+		if c.read += int64(used); c.read > c.limit {
+			c.poisoned = errHeadTooLarge(c.limit)
+			return n, c.poisoned
 		}
+		if !c.scan.done {
+			return n, err
+		}
+		c.head = false
+		c.startBody()
+		b = b[used:]
+	}
+	if extra := len(b) - c.followBody(b); extra > 0 {
+		c.poisoned = errUnsolicited
+		return n - extra, nil // the Transport never sees them
 	}
 	return n, err
+}
+
+// startBody sets the framing of the response body that follows the final
+// head just scanned.
+func (c *scanConn) startBody() {
+	switch code := c.scan.code; {
+	case code == http.StatusSwitchingProtocols:
+		c.framing = bodyStream // no longer HTTP
+	case c.bodyless || code == http.StatusNoContent || code == http.StatusNotModified:
+		c.framing, c.left = bodyLength, 0
+	case c.scan.chunked:
+		c.framing, c.chunk = bodyChunked, framing.ChunkedBody{}
+	case c.scan.length >= 0:
+		c.framing, c.left = bodyLength, c.scan.length
+	default: // to the end of the connection, or unusable: never reused
+		c.framing = bodyStream
+	}
+	if c.framing == bodyLength && c.left == 0 {
+		c.busy = false
+	}
+}
+
+// followBody returns how many bytes of b belong to the response body, and
+// ends the exchange with the body.
+func (c *scanConn) followBody(b []byte) int {
+	if !c.busy {
+		return 0
+	}
+	switch c.framing {
+	case bodyLength:
+		take := int64(len(b))
+		if take > c.left {
+			take = c.left
+		}
+		if c.left -= take; c.left == 0 {
+			c.busy = false
+		}
+		return int(take)
+	case bodyChunked:
+		k, done, err := c.chunk.Feed(b)
+		if err != nil { // framing the scanner cannot follow: never reused
+			c.framing, c.unfollowable = bodyStream, true
+			return len(b)
+		}
+		if done {
+			c.busy = false
+		}
+		return k
+	}
+	return len(b)
 }
 
 // finalConnection returns the Connection values of the response head read

@@ -29,6 +29,17 @@ const (
 	csEndLF                     // CR seen at the start of the final empty line
 )
 
+// ChunkedBody follows a chunked message body (RFC 9112 §7.1) across reads,
+// requests' or responses' alike: the gateway uses it to find where a
+// backend's chunked response ends. The zero value expects the first
+// chunk-size line.
+type ChunkedBody struct{ s chunkState }
+
+// Feed scans b. It returns how many bytes of b belong to the body (all of b
+// unless the body ends or is malformed in it), whether the body ended, and
+// ErrMalformedBody at the first byte that cannot belong to a well-formed body.
+func (c *ChunkedBody) Feed(b []byte) (int, bool, error) { return c.s.feed(b) }
+
 // chunkState follows a chunked body (RFC 9112 §7.1) across reads. The zero
 // value expects the first chunk-size line.
 type chunkState struct {
