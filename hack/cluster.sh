@@ -371,7 +371,9 @@ import_archive() {
 up() {
   check_host
   if alive kube-apiserver; then
-    log "the node is already up (hack/cluster.sh down first)"
+    log "the node is already up; importing a fresh fledge image (hack/cluster.sh down for a new node)"
+    bash "$here/image.sh" fledge "$dir/images/fledge.tar" >/dev/null
+    import_archive "$dir/images/fledge.tar"
     return 0
   fi
   local t0=$SECONDS

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of fledge: unit tests, the controller tests and the e2e tests
-# on a real kube-apiserver, and the provider conformance suite. Needs root (the
-# e2e "pods" are network namespaces). Installs what is missing first.
+# on a real kube-apiserver, the provider conformance suite, the Helm chart
+# tests, then the e2e tests on a real node (test/node: hack/cluster.sh up, fledge
+# installed with Helm and kustomize from its own image, the walkthrough, the
+# real-cluster cases; the node is taken down at the end). Needs root (the e2e
+# "pods" are network namespaces; the node runs containers). Installs what is
+# missing first. FLEDGE_SKIP_NODE=1 skips the real node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/setup.sh
 prepare_controlplane
+prepare_helm
 
 echo "== go vet" >&2
 go vet ./...
@@ -20,6 +25,12 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 go test -count=1 -timeout 30m -v "$@" ./... >"$log" 2>&1 || status=$?
+if [[ "${FLEDGE_SKIP_NODE:-}" != 1 ]]; then
+  echo "== real node (hack/test-node.sh: hack/cluster.sh up, go test ./test/node, hack/cluster.sh down)" >&2
+  node_start=$SECONDS
+  bash hack/test-node.sh >>"$log" 2>&1 || { status=1; echo "--- FAIL: hack/test-node.sh" >>"$log"; }
+  echo "real node: $((SECONDS - node_start))s" >&2
+fi
 # The package lines as go test prints them without -v, then every failure in full.
 grep -E '^(ok|FAIL|\?|panic:|--- FAIL)' "$log" || true
 if ((status != 0)); then
