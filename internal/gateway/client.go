@@ -116,9 +116,6 @@ type sendDeadline struct {
 
 func (g *Gateway) sendDeadline(w http.ResponseWriter) sendDeadline {
 	wc, _ := w.(writeDeadlineSetter)
-	if rec, ok := w.(*recorder); ok {
-		wc, _ = rec.ResponseWriter.(writeDeadlineSetter)
-	}
 	return sendDeadline{wc: wc, timeout: g.opts.ClientSendTimeout}
 }
 

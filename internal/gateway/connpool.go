@@ -45,6 +45,8 @@ type backendConn struct {
 	bw   *bufio.Writer
 	// abort closes c; made once so that registering it allocates nothing.
 	abort func()
+	// probe checks c before reuse.
+	probe *prober
 	// idleSince is when it was returned to the pool.
 	idleSince time.Time
 }
@@ -80,7 +82,7 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
 		p.budget.n.Add(-1)
-		if time.Since(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && alive(bc.c) {
+		if time.Since(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && bc.probe.alive() {
 			return bc, true, nil
 		}
 		bc.close()
@@ -92,6 +94,7 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 	bc = &backendConn{c: c, head: headReader{c: c, left: -1}, bw: bufio.NewWriterSize(c, 4<<10)}
 	bc.br = bufio.NewReaderSize(&bc.head, 4<<10)
 	bc.abort = func() { _ = c.Close() }
+	bc.probe = newProber(c)
 	return bc, false, nil
 }
 

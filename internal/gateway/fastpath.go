@@ -114,17 +114,17 @@ func (e timeoutError) Timeout() bool { return true }
 // Temporary is part of net.Error.
 func (e timeoutError) Temporary() bool { return false }
 
-// forward proxies r to tg over a pooled connection and stores the status code
-// sent to the client in *code (0 while none). Like ReverseProxy, it panics with
+// forward proxies r to tg over a pooled connection, answering through w
+// (which records the status code). Like ReverseProxy, it panics with
 // http.ErrAbortHandler when the response body cannot be copied completely
 // (under net/http's server), so that the client sees a broken response.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, tg *target, code *int) {
+func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 	ctx := r.Context()
 	replayable := r.ContentLength == 0 && isIdempotent(r)
 	for {
 		bc, reused, err := tg.pool.get(ctx)
 		if err != nil {
-			g.fastError(w, r, tg, code, err)
+			g.fastError(w, r, tg, err)
 			return
 		}
 		// A client that goes away closes the backend connection, which ends
@@ -132,7 +132,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, tg *target, co
 		stop := context.AfterFunc(ctx, bc.abort)
 		res, conn, err := g.roundTrip(bc, w, r)
 		if err == nil {
-			reusable := g.writeResponse(w, r, bc, res, conn, code)
+			reusable := g.writeResponse(w, r, bc, res, conn)
 			if stop() && reusable && !res.Close {
 				tg.pool.put(bc)
 			} else {
@@ -143,7 +143,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, tg *target, co
 		stop()
 		bc.close()
 		if !(reused && replayable && errors.Is(err, errNoResponse)) || ctx.Err() != nil {
-			g.fastError(w, r, tg, code, err)
+			g.fastError(w, r, tg, err)
 			return
 		}
 	}
@@ -153,7 +153,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, tg *target, co
 // informational responses on to w as ReverseProxy does (not to HTTP/1.0
 // clients, RFC 9110 §15.2). It returns the response and the values of its
 // Connection header, which http.ReadResponse may have deleted.
-func (g *Gateway) roundTrip(bc *backendConn, w http.ResponseWriter, r *http.Request) (*http.Response, []string, error) {
+func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*http.Response, []string, error) {
 	bc.head.start(g.opts.MaxResponseHeaderBytes)
 	defer bc.head.stop()
 	if err := g.writeRequest(bc, w, r); err != nil {
@@ -187,9 +187,7 @@ func (g *Gateway) roundTrip(bc *backendConn, w http.ResponseWriter, r *http.Requ
 		case n1xx >= max1xx:
 			return nil, nil, errors.New("too many 1xx informational responses")
 		}
-		if r.ProtoAtLeast(1, 1) {
-			return1xx(w, res)
-		}
+		return1xx(w, res) // the recorder drops it for HTTP/1.0 clients
 	}
 }
 
@@ -212,14 +210,14 @@ func return1xx(w http.ResponseWriter, res *http.Response) {
 
 // writeRequest writes r's head and body to bc. A failure to read the body
 // from the client is a *clientError.
-func (g *Gateway) writeRequest(bc *backendConn, w http.ResponseWriter, r *http.Request) error {
+func (g *Gateway) writeRequest(bc *backendConn, w *recorder, r *http.Request) error {
 	bw := bc.bw
 	writeRequestHead(bw, r)
 	if n := r.ContentLength; n > 0 {
 		buf := g.buffers.Get()
 		defer g.buffers.Put(buf)
 		body := clientBody{ReadCloser: r.Body, timeout: g.opts.ClientBodyTimeout}
-		body.rc, _ = w.(readDeadlineSetter)
+		body.rc, _ = w.ResponseWriter.(readDeadlineSetter)
 		defer body.disarm()
 		for n > 0 {
 			m, rerr := body.Read(buf[:min(int64(len(buf)), n)])
@@ -374,7 +372,7 @@ func connectionListed(conn []string, k string) bool {
 // writeResponse sends res (read from bc) to the client as ReverseProxy does,
 // leaving out the headers its Connection values (conn) name, and reports
 // whether res was read completely (bc may be reused).
-func (g *Gateway) writeResponse(w http.ResponseWriter, r *http.Request, bc *backendConn, res *http.Response, conn []string, code *int) bool {
+func (g *Gateway) writeResponse(w *recorder, r *http.Request, bc *backendConn, res *http.Response, conn []string) bool {
 	h := w.Header()
 	for k, vv := range res.Header {
 		if isHopByHop(k) || connectionListed(conn, k) {
@@ -394,12 +392,11 @@ func (g *Gateway) writeResponse(w http.ResponseWriter, r *http.Request, bc *back
 		}
 		h.Add("Trailer", strings.Join(keys, ", "))
 	}
-	*code = res.StatusCode
 	w.WriteHeader(res.StatusCode)
 
 	flush := res.ContentLength == -1 || isEventStream(res.Header)
 	buf := g.buffers.Get()
-	rerr, werr := copyBody(w, res.Body, buf, flush, g.sendDeadline(w))
+	rerr, werr := copyBody(w, res.Body, buf, flush)
 	g.buffers.Put(buf)
 	if rerr != nil || werr != nil {
 		if rerr != nil {
@@ -443,8 +440,7 @@ func isEventStream(h http.Header) bool {
 
 // copyBody copies body to w until EOF; rerr is a read error other than EOF,
 // werr a write error. With flush, every chunk is flushed to the client.
-// Each write first extends the client's write deadline (send).
-func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool, send sendDeadline) (rerr, werr error) {
+func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool) (rerr, werr error) {
 	var f http.Flusher
 	if flush {
 		f, _ = w.(http.Flusher)
@@ -456,7 +452,6 @@ func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, flush bool, sen
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
-			send.extend()
 			if _, werr = w.Write(buf[:n]); werr != nil {
 				return nil, werr
 			}
@@ -481,22 +476,21 @@ func (f flusherFunc) Flush() { f() }
 // ReverseProxy: 400 or 408 when the client's request body broke (a client
 // error, not the backend's), 499 (recorded only) when the client is gone, 504
 // after a timeout, else 502.
-func (g *Gateway) fastError(w http.ResponseWriter, r *http.Request, tg *target, code *int, err error) {
+func (g *Gateway) fastError(w *recorder, r *http.Request, tg *target, err error) {
 	var ce *clientError
 	if errors.As(err, &ce) {
-		*code = codeClientError
+		w.clientError = true
 		badRequest(w, ce)
 		return
 	}
 	if r.Context().Err() != nil {
-		*code = statusClientClosedRequest
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
 	logr.FromContextOrDiscard(r.Context()).V(1).Info("backend request failed",
 		"host", r.Host, "target", tg.addr, "error", err.Error())
-	*code = backendErrorStatus(err)
-	http.Error(w, errorBody(*code), *code)
+	code := backendErrorStatus(err)
+	http.Error(w, errorBody(code), code)
 }
 
 // isIdempotent reports whether r may be sent again after a failure that left

@@ -8,17 +8,13 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"k8s.io/apimachinery/pkg/types"
 
-	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/gateway/framing"
 )
 
@@ -35,6 +31,8 @@ type Gateway struct {
 	drainStarted chan struct{}
 	drainOnce    sync.Once
 
+	// recorders pools the ResponseWriters of requests in flight.
+	recorders sync.Pool
 	// transport, buffers and metrics are shared by every proxy.
 	transport *http.Transport
 	buffers   *bufferPool
@@ -55,36 +53,6 @@ type Gateway struct {
 	updated chan struct{}
 }
 
-// buildState is what a table build carries over to the next one, so that an
-// unrelated change (an endpoint elsewhere) does not restart split sequences,
-// round-robin positions, proxies or metric series.
-type buildState struct {
-	splits    map[types.NamespacedName]*split
-	rr        map[backendKey]*atomic.Uint64
-	proxies   map[string]*httputil.ReverseProxy
-	pools     map[string]*connPool
-	observers map[observerKey]*backendMetrics
-	served    map[types.NamespacedName]struct{}
-	problems  map[string]struct{}
-}
-
-type backendKey struct {
-	namespace, service string
-	port               int32
-}
-
-func newBuildState() buildState {
-	return buildState{
-		splits:    map[types.NamespacedName]*split{},
-		rr:        map[backendKey]*atomic.Uint64{},
-		proxies:   map[string]*httputil.ReverseProxy{},
-		pools:     map[string]*connPool{},
-		observers: map[observerKey]*backendMetrics{},
-		served:    map[types.NamespacedName]struct{}{},
-		problems:  map[string]struct{}{},
-	}
-}
-
 // New returns a Gateway serving nothing (503) until its first Update.
 func New(opts Options) *Gateway {
 	opts = opts.withDefaults()
@@ -97,6 +65,7 @@ func New(opts Options) *Gateway {
 		idle:         &idleBudget{max: int64(opts.MaxIdleConns)},
 		metrics:      newMetrics(),
 		state:        newBuildState(),
+		recorders:    sync.Pool{New: func() any { return new(recorder) }},
 	}
 }
 
@@ -105,170 +74,6 @@ func (g *Gateway) Table() *Table { return g.table.Load() }
 
 // Ready reports whether the gateway has a routing table and is not draining.
 func (g *Gateway) Ready() bool { return g.table.Load() != nil && !g.draining.Load() }
-
-// Update builds a routing table from objs and puts it in effect. Problems are
-// logged (each once, while it lasts) and returned by the table's Problems.
-func (g *Gateway) Update(ctx context.Context, objs Objects) *Table {
-	t, err := g.update(ctx, newObjectsSource(objs))
-	if err != nil { // objectsSource never fails
-		panic(err)
-	}
-	return t
-}
-
-// update builds a table from src and swaps it in. On error the table in effect
-// stays.
-func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	logger := logr.FromContextOrDiscard(ctx)
-	if g.errorLog == nil {
-		g.errorLog = log.New(logWriter{logger.V(1)}, "", 0)
-	}
-	trs, err := src.trafficRoutes(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list TrafficRoutes: %w", err)
-	}
-	slices.SortFunc(trs, olderFirst)
-
-	t := &Table{
-		routes:   make(map[string]*route, len(trs)),
-		services: make(map[types.NamespacedName]struct{}, 2*len(trs)),
-	}
-	next := newBuildState()
-	for _, tr := range trs {
-		if err := g.addRoute(ctx, src, t, tr, &next); err != nil {
-			return nil, err
-		}
-	}
-	slices.Sort(t.problems)
-
-	// Everything below only publishes: the build cannot fail any more.
-	for k := range g.state.observers {
-		if _, ok := next.observers[k]; !ok {
-			g.metrics.delete(k)
-		}
-	}
-	for a, p := range g.state.pools {
-		if _, ok := next.pools[a]; !ok {
-			p.close() // the endpoint left the table
-		}
-	}
-	for k := range g.state.served {
-		if _, ok := next.served[k]; !ok {
-			g.metrics.weight.DeleteLabelValues(k.Namespace, k.Name)
-		}
-	}
-	for _, rt := range t.routes {
-		next.served[types.NamespacedName{Namespace: rt.namespace, Name: rt.name}] = struct{}{}
-		g.metrics.weight.WithLabelValues(rt.namespace, rt.name).Set(float64(rt.weight))
-	}
-	g.metrics.routes.Set(float64(len(t.routes)))
-	g.metrics.skipped.Set(float64(t.skipped))
-	for _, p := range t.problems {
-		next.problems[p] = struct{}{}
-		if _, seen := g.state.problems[p]; !seen {
-			logger.Info("route not fully served", "problem", p)
-		}
-	}
-	g.state = next
-	g.table.Store(t)
-	if g.updated != nil {
-		select {
-		case g.updated <- struct{}{}:
-		default:
-		}
-	}
-	logger.V(1).Info("routing table updated", "routes", len(t.routes), "skipped", t.skipped)
-	return t, nil
-}
-
-// addRoute compiles one TrafficRoute into t, or records why it is skipped.
-func (g *Gateway) addRoute(ctx context.Context, src source, t *Table, tr *fledgev1.TrafficRoute, next *buildState) error {
-	skip := func(format string, args ...any) {
-		t.problems = append(t.problems, fmt.Sprintf("TrafficRoute %s/%s skipped: ", tr.Namespace, tr.Name)+fmt.Sprintf(format, args...))
-		t.skipped++
-	}
-	spec := &tr.Spec
-	if err := validateRoute(spec); err != nil {
-		skip("%v", err)
-		return nil
-	}
-	ms, err := compileMatch(spec.Match)
-	if err != nil {
-		skip("%v", err)
-		return nil
-	}
-	host := normalizeHost(spec.Host)
-	if other, ok := t.routes[host]; ok {
-		skip("host %q is served by the older TrafficRoute %s/%s", host, other.namespace, other.name)
-		return nil
-	}
-	rt := &route{
-		namespace: tr.Namespace, name: tr.Name, host: host,
-		match: ms, predicates: slices.Clone(spec.Match),
-	}
-	if rt.stable, err = g.addBackend(ctx, src, t, rt, spec.Stable, next); err != nil {
-		return err
-	}
-	if c := spec.Canary; c != nil {
-		if rt.canary, err = g.addBackend(ctx, src, t, rt, *c, next); err != nil {
-			return err
-		}
-		rt.weight = spec.CanaryWeight
-		key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}
-		canary := fmt.Sprintf("%s:%d", c.Service, c.Port)
-		s := g.state.splits[key]
-		if s == nil || s.weight != rt.weight || s.canary != canary {
-			s = &split{weight: rt.weight, canary: canary} // a fresh sequence
-		}
-		next.splits[key] = s
-		rt.split = s
-	}
-	t.routes[host] = rt
-	return nil
-}
-
-// addBackend resolves one backend of rt, reusing what the previous build had.
-func (g *Gateway) addBackend(ctx context.Context, src source, t *Table, rt *route, ref fledgev1.BackendRef, next *buildState) (*backend, error) {
-	t.services[types.NamespacedName{Namespace: rt.namespace, Name: ref.Service}] = struct{}{}
-	addrs, problem, err := resolveAddrs(ctx, src, rt.namespace, ref)
-	if err != nil {
-		return nil, err
-	}
-	if problem != "" {
-		t.problems = append(t.problems, fmt.Sprintf("TrafficRoute %s/%s: %s", rt.namespace, rt.name, problem))
-	}
-	bk := backendKey{rt.namespace, ref.Service, ref.Port}
-	ok := observerKey{rt.namespace, rt.name, ref.Service}
-	b := &backend{
-		service: ref.Service,
-		port:    ref.Port,
-		rr:      carry(next.rr, g.state.rr, bk, func() *atomic.Uint64 { return new(atomic.Uint64) }),
-		obs:     carry(next.observers, g.state.observers, ok, func() *backendMetrics { return g.metrics.newBackendMetrics(ok) }),
-		targets: make([]*target, len(addrs)),
-	}
-	for i, a := range addrs {
-		b.targets[i] = &target{addr: a, proxy: carry(next.proxies, g.state.proxies, a, func() *httputil.ReverseProxy { return g.newProxy(a) })}
-		if !g.opts.DisableFastPath {
-			b.targets[i].pool = carry(next.pools, g.state.pools, a, func() *connPool { return g.newConnPool(a) })
-		}
-	}
-	return b, nil
-}
-
-// carry returns next[k], else prev[k], else a new value, and keeps it in next.
-func carry[K comparable, V any](next, prev map[K]V, k K, create func() V) V {
-	if v, ok := next[k]; ok {
-		return v
-	}
-	v, ok := prev[k]
-	if !ok {
-		v = create()
-	}
-	next[k] = v
-	return v
-}
 
 // AdminHandler serves /metrics, /healthz, /readyz and /routes.
 func (g *Gateway) AdminHandler() http.Handler {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"strconv"
 	"sync"
 
 	"github.com/fledge-dev/fledge/internal/gateway/framing"
@@ -132,11 +131,21 @@ func fieldValue(l []byte, name string) ([]byte, bool) {
 	return bytes.TrimSpace(l[len(name):]), true
 }
 
-// parseLength parses a Content-Length value v; a second field with another
-// value, or a value that is not a number, makes it unusable (-2).
+// parseLength parses a Content-Length value v (without allocating); a
+// second field with another value, or a value that is not a number, makes it
+// unusable (-2).
 func parseLength(prev int64, v []byte) int64 {
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil || n < 0 || prev != -1 && prev != n {
+	if len(v) == 0 || len(v) > 18 {
+		return -2
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return -2
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if prev != -1 && prev != n {
 		return -2
 	}
 	return n

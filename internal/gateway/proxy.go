@@ -41,31 +41,29 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b := rt.pick(r)
 	tg := b.next()
-	if tg != nil && tg.pool != nil && fastPathOK(r) {
-		var code int
-		defer g.observe(b, &code, time.Now()) // also when the copy aborts with a panic
-		g.forward(w, r, tg, &code)
-		return
-	}
-	rec := &recorder{ResponseWriter: w, send: send, http10: !r.ProtoAtLeast(1, 1)}
-	defer g.observe(b, &rec.code, time.Now()) // also when the proxy aborts with a panic
-	if tg == nil {
+	rec := g.recorder(w, r, send)
+	defer g.observe(b, rec, time.Now()) // also when the proxy aborts with a panic
+	switch {
+	case tg == nil:
 		http.Error(rec, "no ready endpoint for "+b.service, http.StatusServiceUnavailable)
-		return
+	case tg.pool != nil && fastPathOK(r):
+		g.forward(rec, r, tg)
+	default:
+		if r.Body != nil && r.Body != http.NoBody {
+			body := &clientBody{ReadCloser: r.Body, timeout: g.opts.ClientBodyTimeout}
+			body.rc, _ = w.(readDeadlineSetter)
+			r.Body, rec.body = body, body
+		}
+		tg.proxy.ServeHTTP(rec, r)
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		body := &clientBody{ReadCloser: r.Body, timeout: g.opts.ClientBodyTimeout}
-		body.rc, _ = w.(readDeadlineSetter)
-		r.Body, rec.body = body, body
-	}
-	tg.proxy.ServeHTTP(rec, r)
 }
 
-// observe records one request sent to b; *code is the status code sent to the
-// client, 0 when nothing was written. A request the client broke
-// (codeClientError) is counted as the client's error, not b's.
-func (g *Gateway) observe(b *backend, code *int, start time.Time) {
-	c := *code
+// observe records one request sent to b, whose answer rec saw, and returns
+// rec to its pool. A request the client broke (codeClientError) is counted
+// as the client's error, not b's.
+func (g *Gateway) observe(b *backend, rec *recorder, start time.Time) {
+	defer g.recorders.Put(rec)
+	c := rec.code
 	if c == codeClientError {
 		b.obs.clientErrors.Inc()
 		return
@@ -214,21 +212,39 @@ func (b *bufferPool) Put(buf []byte) {
 	}
 }
 
-// recorder remembers the status code sent to the client, extends the
-// client's write deadline before each write, and drops 1xx informational
-// responses for HTTP/1.0 clients (RFC 9110 §15.2). It hides no optional
-// interface: ResponseController (used by ReverseProxy to flush and hijack)
-// finds them through Unwrap.
+// recorder is the ResponseWriter both proxy paths write to: it remembers
+// the status code sent to the client, extends the client's write deadline
+// before each write, and drops 1xx informational responses for HTTP/1.0
+// clients (RFC 9110 §15.2). Recorders are pooled (Gateway.recorder). It
+// hides no optional interface but Flush: ResponseController (used by
+// ReverseProxy to flush and hijack) finds the others through Unwrap.
 type recorder struct {
 	http.ResponseWriter
-	send   sendDeadline
-	http10 bool
+	flusher http.Flusher
+	send    sendDeadline
+	http10  bool
 	// code is the final status code written, 0 before.
 	code int
-	// body is the request body when there is one; clientError: the request
-	// was refused as the client's error.
+	// body is the request body when the ReverseProxy path wrapped it;
+	// clientError: the request was refused as the client's error.
 	body        *clientBody
 	clientError bool
+}
+
+// recorder returns a pooled recorder writing to w, the answer to r.
+func (g *Gateway) recorder(w http.ResponseWriter, r *http.Request, send sendDeadline) *recorder {
+	rec := g.recorders.Get().(*recorder)
+	f, _ := w.(http.Flusher)
+	*rec = recorder{ResponseWriter: w, flusher: f, send: send, http10: !r.ProtoAtLeast(1, 1)}
+	return rec
+}
+
+// Flush sends what is buffered to the client.
+func (w *recorder) Flush() {
+	if w.flusher != nil {
+		w.send.extend()
+		w.flusher.Flush()
+	}
 }
 
 func (w *recorder) WriteHeader(code int) {

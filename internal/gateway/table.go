@@ -1,41 +1,16 @@
 package gateway
 
 import (
-	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 )
-
-// Objects are API objects a routing table is built from, as a test writes them.
-// Only EndpointSlices labelled kubernetes.io/service-name are used.
-type Objects struct {
-	TrafficRoutes  []*fledgev1.TrafficRoute
-	Services       []*corev1.Service
-	EndpointSlices []*discoveryv1.EndpointSlice
-}
-
-// source is where a table build reads API objects: an informer cache or Objects.
-// Returned objects are read-only.
-type source interface {
-	// trafficRoutes lists every TrafficRoute; the caller may reorder the slice.
-	trafficRoutes(ctx context.Context) ([]*fledgev1.TrafficRoute, error)
-	// service returns the Service, or nil when there is none.
-	service(ctx context.Context, namespace, name string) (*corev1.Service, error)
-	// endpointSlices lists the EndpointSlices of a Service.
-	endpointSlices(ctx context.Context, namespace, service string) ([]*discoveryv1.EndpointSlice, error)
-}
 
 // Table is one immutable routing table. Its methods are safe for concurrent use.
 type Table struct {
@@ -225,153 +200,4 @@ func normalizeHost(h string) string {
 		}
 	}
 	return h
-}
-
-// olderFirst orders TrafficRoutes by creationTimestamp, then namespace/name: the
-// first one claiming a host serves it.
-func olderFirst(a, b *fledgev1.TrafficRoute) int {
-	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Name, b.Name)
-}
-
-// validateRoute checks what the CRD schema may not have caught: a host the
-// gateway can serve (see normalizeHost), then the spec's own rules.
-func validateRoute(spec *fledgev1.TrafficRouteSpec) error {
-	if normalizeHost(spec.Host) == "" {
-		return fmt.Errorf("empty host %q", spec.Host)
-	}
-	return spec.Validate()
-}
-
-// resolveAddrs returns the sorted, distinct "host:port" targets of a backend, and
-// a problem when there are none.
-func resolveAddrs(ctx context.Context, src source, namespace string, ref fledgev1.BackendRef) ([]string, string, error) {
-	svc, err := src.service(ctx, namespace, ref.Service)
-	if err != nil {
-		return nil, "", fmt.Errorf("get Service %s/%s: %w", namespace, ref.Service, err)
-	}
-	if svc == nil {
-		return nil, fmt.Sprintf("Service %s/%s not found", namespace, ref.Service), nil
-	}
-	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		if svc.Spec.ExternalName == "" {
-			return nil, fmt.Sprintf("Service %s/%s: ExternalName without externalName", namespace, ref.Service), nil
-		}
-		return []string{net.JoinHostPort(svc.Spec.ExternalName, strconv.Itoa(int(ref.Port)))}, "", nil
-	}
-	var sp *corev1.ServicePort
-	for i := range svc.Spec.Ports {
-		if svc.Spec.Ports[i].Port == ref.Port {
-			sp = &svc.Spec.Ports[i]
-			break
-		}
-	}
-	if sp == nil {
-		return nil, fmt.Sprintf("Service %s/%s has no port %d", namespace, ref.Service, ref.Port), nil
-	}
-	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
-		return nil, fmt.Sprintf("Service %s/%s port %d is %s, not TCP", namespace, ref.Service, ref.Port, sp.Protocol), nil
-	}
-	var family discoveryv1.AddressType
-	if len(svc.Spec.IPFamilies) > 0 {
-		family = discoveryv1.AddressType(svc.Spec.IPFamilies[0])
-	}
-	eps, err := src.endpointSlices(ctx, namespace, ref.Service)
-	if err != nil {
-		return nil, "", fmt.Errorf("list EndpointSlices of Service %s/%s: %w", namespace, ref.Service, err)
-	}
-	var addrs []string
-	for _, es := range eps {
-		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
-			continue
-		}
-		if family != "" && es.AddressType != family {
-			continue
-		}
-		port := slicePort(es, sp.Name)
-		if port == "" {
-			continue
-		}
-		for i := range es.Endpoints {
-			ep := &es.Endpoints[i]
-			if !endpointReady(ep) || len(ep.Addresses) == 0 {
-				continue
-			}
-			addrs = append(addrs, net.JoinHostPort(ep.Addresses[0], port))
-		}
-	}
-	slices.Sort(addrs)
-	addrs = slices.Compact(addrs) // an endpoint may be in two slices for a moment
-	if len(addrs) == 0 {
-		return nil, fmt.Sprintf("Service %s/%s port %d has no ready endpoint", namespace, ref.Service, ref.Port), nil
-	}
-	return addrs, "", nil
-}
-
-// slicePort returns the TCP port number of the slice's port called name, "" when
-// it has none.
-func slicePort(es *discoveryv1.EndpointSlice, name string) string {
-	for _, p := range es.Ports {
-		pname := ""
-		if p.Name != nil {
-			pname = *p.Name
-		}
-		if pname != name || p.Port == nil || *p.Port <= 0 {
-			continue
-		}
-		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
-			continue
-		}
-		return strconv.Itoa(int(*p.Port))
-	}
-	return ""
-}
-
-// endpointReady is what an ingress controller sends traffic to: ready unset or
-// true, and not terminating.
-func endpointReady(ep *discoveryv1.Endpoint) bool {
-	c := ep.Conditions
-	return (c.Ready == nil || *c.Ready) && (c.Terminating == nil || !*c.Terminating)
-}
-
-// objectsSource serves Objects as a source.
-type objectsSource struct {
-	objs     Objects
-	services map[types.NamespacedName]*corev1.Service
-	slices   map[types.NamespacedName][]*discoveryv1.EndpointSlice
-}
-
-func newObjectsSource(objs Objects) *objectsSource {
-	s := &objectsSource{
-		objs:     objs,
-		services: make(map[types.NamespacedName]*corev1.Service, len(objs.Services)),
-		slices:   make(map[types.NamespacedName][]*discoveryv1.EndpointSlice),
-	}
-	for _, svc := range objs.Services {
-		s.services[types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}] = svc
-	}
-	for _, es := range objs.EndpointSlices {
-		if name := es.Labels[discoveryv1.LabelServiceName]; name != "" {
-			k := types.NamespacedName{Namespace: es.Namespace, Name: name}
-			s.slices[k] = append(s.slices[k], es)
-		}
-	}
-	return s
-}
-
-func (s *objectsSource) trafficRoutes(context.Context) ([]*fledgev1.TrafficRoute, error) {
-	return slices.Clone(s.objs.TrafficRoutes), nil
-}
-
-func (s *objectsSource) service(_ context.Context, namespace, name string) (*corev1.Service, error) {
-	return s.services[types.NamespacedName{Namespace: namespace, Name: name}], nil
-}
-
-func (s *objectsSource) endpointSlices(_ context.Context, namespace, service string) ([]*discoveryv1.EndpointSlice, error) {
-	return s.slices[types.NamespacedName{Namespace: namespace, Name: service}], nil
 }
