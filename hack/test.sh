@@ -25,6 +25,18 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 go test -count=1 -timeout 30m -v "$@" ./... >"$log" 2>&1 || status=$?
+# Short fuzz runs of the data path (their seed corpora already ran above).
+# FLEDGE_FUZZTIME sets each run's length.
+echo "== fuzz (${FLEDGE_FUZZTIME:-20s} each)" >&2
+for spec in FuzzGateway:./internal/gateway FuzzWrap:./internal/gateway/framing; do
+  target=${spec%%:*} pkg=${spec#*:}
+  if go test -run '^$' -fuzz "^$target\$" -fuzztime "${FLEDGE_FUZZTIME:-20s}" "$pkg" >>"$log" 2>&1; then
+    echo "--- PASS: $target (fuzzing ${FLEDGE_FUZZTIME:-20s})" >>"$log"
+  else
+    echo "--- FAIL: $target (fuzzing; a failing input is written under $pkg/testdata/fuzz/$target)" >>"$log"
+    status=1
+  fi
+done
 if [[ "${FLEDGE_SKIP_NODE:-}" != 1 ]]; then
   echo "== real node (hack/test-node.sh: hack/cluster.sh up, go test ./test/node, hack/cluster.sh down)" >&2
   node_start=$SECONDS
