@@ -504,9 +504,3 @@ func isIdempotent(r *http.Request) bool {
 	_, b := r.Header["X-Idempotency-Key"]
 	return a || b
 }
-
-// newDialer returns the dialer of the fast path's backend connections, as the
-// Transport's.
-func newDialer(o Options) *net.Dialer {
-	return &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
-}

@@ -56,12 +56,14 @@ type Gateway struct {
 // New returns a Gateway serving nothing (503) until its first Update.
 func New(opts Options) *Gateway {
 	opts = opts.withDefaults()
+	// One dialer for both proxy paths' backend connections.
+	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
 	return &Gateway{
 		opts:         opts,
 		drainStarted: make(chan struct{}),
-		transport:    newTransport(opts),
+		transport:    newTransport(opts, dialer),
 		buffers:      newBufferPool(),
-		dialer:       newDialer(opts),
+		dialer:       dialer,
 		idle:         &idleBudget{max: int64(opts.MaxIdleConns)},
 		metrics:      newMetrics(),
 		state:        newBuildState(),

@@ -173,8 +173,7 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 // no proxy from the environment, no transparent gzip, the response head
 // limits of the fast path, and connections that scan response heads
 // (scanConn).
-func newTransport(o Options) *http.Transport {
-	d := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+func newTransport(o Options, d *net.Dialer) *http.Transport {
 	return &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
