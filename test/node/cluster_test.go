@@ -20,6 +20,7 @@ func init() {
 		run  func(t *testing.T)
 	}{
 		{"scale the canary to 3 replicas", scaleCanary},
+		{"split across the gateway replicas behind the Service", splitAcrossReplicas},
 		{"delete a canary pod under load", deleteCanaryPod},
 		{"rollout restart of the gateway under load", restartGateway},
 		{"delete the leader controller pod", killLeader},
@@ -93,10 +94,12 @@ func countOneConnection(t *testing.T, url, host string, n int) map[string]int {
 // failures (transport errors and non-200 answers alike).
 type load struct {
 	ok, failed atomic.Int64
-	mu         sync.Mutex
-	byVersion  map[string]int
-	errs       []string
-	stop       func()
+	// injected counts the failures that are error-page's own injected HTTP 500s.
+	injected  atomic.Int64
+	mu        sync.Mutex
+	byVersion map[string]int
+	errs      []string
+	stop      func()
 }
 
 func startLoad(t *testing.T, url, host string, rate int) *load {
@@ -125,6 +128,9 @@ func startLoad(t *testing.T, url, host string, rate int) *load {
 				defer l.mu.Unlock()
 				if err != nil {
 					l.failed.Add(1)
+					if strings.Contains(err.Error(), "HTTP 500") && strings.Contains(err.Error(), "injected failure") {
+						l.injected.Add(1)
+					}
 					if len(l.errs) < 10 {
 						l.errs = append(l.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
 					}
@@ -180,6 +186,76 @@ func scaleCanary(t *testing.T) {
 	got := countOneConnection(t, gatewayURL(t), "error-page", 100)
 	if !equalCounts(got, map[string]int{"v1": 90, "v2": 10}) {
 		t.Errorf("with 3 canary replicas: got %v, want v1 90, v2 10", got)
+	}
+}
+
+// gatewayRequests reads each gateway replica's count of requests for app from
+// its /metrics.
+func gatewayRequests(t *testing.T, app string) map[string]float64 {
+	t.Helper()
+	gws, err := pods(t.Context(), systemNS, "app.kubernetes.io/name=fledge-gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, g := range gws {
+		out[g.Name] = 0 // no series yet before its first request for app
+		resp, err := httpClient.Get("http://" + g.IP + ":9090/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if !strings.HasPrefix(line, "fledge_gateway_requests_total{") || !strings.Contains(line, `app="`+app+`"`) {
+				continue
+			}
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err != nil {
+				t.Fatalf("gateway %s metrics line %q: %v", g.Name, line, err)
+			}
+			out[g.Name] += v
+		}
+	}
+	return out
+}
+
+// splitAcrossReplicas checks the README's promise: behind a Service that spreads
+// requests over N gateway replicas, 100 requests carry w ± N canary requests.
+func splitAcrossReplicas(t *testing.T) {
+	waitServed(t, "error-page", "error-page-v1", "error-page-v2", 10, 1, 3)
+	url := gatewayURL(t)
+	// A new connection per request: kube-proxy picks a replica for each.
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	before := gatewayRequests(t, "error-page")
+	if len(before) != 2 {
+		t.Fatalf("want 2 gateway replicas, have %v", before)
+	}
+	for round := 1; round <= 5; round++ {
+		counts := map[string]int{}
+		for range 100 {
+			v, err := get(t.Context(), c, url, "error-page")
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts[v]++
+		}
+		t.Logf("round %d: 100 requests on new connections through the Service: %v", round, counts)
+		if counts["v2"] < 10-2 || counts["v2"] > 10+2 || counts["v1"]+counts["v2"] != 100 {
+			t.Errorf("round %d: %v, want v2 within 10 ± 2 (2 replicas)", round, counts)
+		}
+	}
+	after := gatewayRequests(t, "error-page")
+	for name, n := range after {
+		t.Logf("gateway %s answered %.0f of the 500", name, n-before[name])
+		if n-before[name] < 50 {
+			t.Errorf("gateway %s answered only %.0f of 500 requests: kube-proxy did not spread them", name, n-before[name])
+		}
 	}
 }
 
@@ -456,8 +532,11 @@ func autoRollback(t *testing.T) {
 	}
 	t.Logf("the bad v2 (10%% errors) was rolled back %.1fs after the annotation, under 100 requests/s; Event: %s",
 		took.Seconds(), strings.TrimSpace(events))
-	t.Logf("load during the release: %d answered, %d failed (the bad v2's injected errors among them), by version %v",
-		l.ok.Load(), l.failed.Load(), l.byVersion)
+	t.Logf("load during the release: %d answered, %d failed, of which %d the bad v2's injected HTTP 500s; by version %v",
+		l.ok.Load(), l.failed.Load(), l.injected.Load(), l.byVersion)
+	if other := l.failed.Load() - l.injected.Load(); other != 0 {
+		t.Errorf("%d requests failed otherwise than by the bad v2's injected errors: %v", other, l.errs)
+	}
 	if got := countOneConnection(t, gatewayURL(t), "auto", 100); !equalCounts(got, map[string]int{"v1": 100}) {
 		t.Errorf("after the rollback: got %v, want all 100 from v1", got)
 	}
