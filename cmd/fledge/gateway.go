@@ -6,8 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/fledge-dev/fledge/internal/gateway"
 )
@@ -29,7 +31,9 @@ func newGatewayCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return gateway.Run(cmd.Context(), cfg, opts)
+			// The gateway logs through the logger of its context.
+			ctx := logr.NewContext(cmd.Context(), ctrl.Log.WithName("gateway"))
+			return gateway.Run(ctx, cfg, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -39,6 +43,8 @@ func newGatewayCommand() *cobra.Command {
 	f.StringVar(&opts.Namespace, "namespace", "", "serve only TrafficRoutes of this namespace (default: all)")
 	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long requests in flight may finish on shutdown")
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 0, "keep serving this long after /readyz turns 503 on shutdown")
+	f.BoolVar(&opts.AccessLog, "access-log", false, "log every request (method, host, path, status, backend, duration, client) as JSON; for debugging")
+	f.IntVar(&opts.AccessLogSample, "access-log-sample", 1, "with --access-log, log only every Nth request")
 	f.BoolVar(&opts.DisableFastPath, "disable-fast-path", false, "proxy every request with net/http/httputil.ReverseProxy (kill switch of the HTTP/1.1 fast path)")
 	// Backends.
 	f.DurationVar(&opts.DialTimeout, "dial-timeout", 5*time.Second, "timeout of connecting to a backend (then 502)")

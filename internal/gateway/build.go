@@ -138,6 +138,7 @@ func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
 			logger.Info("route not fully served", "problem", p)
 		}
 	}
+	logTableChanges(logger, g.table.Load(), t)
 	g.state = next
 	g.table.Store(t)
 	if g.updated != nil {

@@ -487,8 +487,7 @@ func (g *Gateway) fastError(w *recorder, r *http.Request, tg *target, err error)
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
-	logr.FromContextOrDiscard(r.Context()).V(1).Info("backend request failed",
-		"host", r.Host, "target", tg.addr, "error", err.Error())
+	g.backendFailed(r, w.service, tg.addr, err)
 	code := backendErrorStatus(err)
 	http.Error(w, errorBody(code), code)
 }

@@ -33,6 +33,10 @@ type Gateway struct {
 
 	// recorders pools the ResponseWriters of requests in flight.
 	recorders sync.Pool
+	// failures rate-limits backend failure lines; accessN counts requests
+	// for the access log's sampling.
+	failures failureLog
+	accessN  atomic.Uint64
 	// transport, buffers and metrics are shared by every proxy.
 	transport *http.Transport
 	buffers   *bufferPool

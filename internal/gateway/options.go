@@ -58,6 +58,11 @@ type Options struct {
 	// maxconn); further connections wait in the listen backlog until one
 	// closes. Default 10000.
 	MaxClientConns int
+	// AccessLog writes a line per request (method, host, path, status,
+	// backend, duration, client) to the logger, every AccessLogSample-th
+	// request only when AccessLogSample > 1. Off by default.
+	AccessLog       bool
+	AccessLogSample int
 	// DisableFastPath sends every request through httputil.ReverseProxy and
 	// http.Transport instead of the gateway's own HTTP/1.1 backend connection
 	// pools (see forward). A kill switch: the fast path is meant to behave
@@ -91,6 +96,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxResponseHeaderBytes <= 0 {
 		o.MaxResponseHeaderBytes = 1 << 20
+	}
+	if o.AccessLogSample <= 0 {
+		o.AccessLogSample = 1
 	}
 	if o.MaxClientConns <= 0 {
 		o.MaxClientConns = 10000

@@ -42,7 +42,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b := rt.pick(r)
 	tg := b.next()
 	rec := g.recorder(w, r, send)
-	defer g.observe(b, rec, time.Now()) // also when the proxy aborts with a panic
+	rec.service = b.service
+	defer g.observe(r, b, rec, time.Now()) // also when the proxy aborts with a panic
 	switch {
 	case tg == nil:
 		http.Error(rec, "no ready endpoint for "+b.service, http.StatusServiceUnavailable)
@@ -58,17 +59,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// observe records one request sent to b, whose answer rec saw, and returns
-// rec to its pool. A request the client broke (codeClientError) is counted
-// as the client's error, not b's.
-func (g *Gateway) observe(b *backend, rec *recorder, start time.Time) {
+// observe records one request r sent to b, whose answer rec saw, and
+// returns rec to its pool. A request the client broke (codeClientError) is
+// counted as the client's error, not b's.
+func (g *Gateway) observe(r *http.Request, b *backend, rec *recorder, start time.Time) {
 	defer g.recorders.Put(rec)
 	c := rec.code
+	d := time.Since(start)
+	defer g.accessLog(r, b, c, d)
 	if c == codeClientError {
 		b.obs.clientErrors.Inc()
 		return
 	}
-	b.obs.duration.Observe(time.Since(start).Seconds())
+	b.obs.duration.Observe(d.Seconds())
 	if c == 0 {
 		c = http.StatusOK // nothing written: net/http sends 200
 	}
@@ -89,7 +92,7 @@ func (g *Gateway) newProxy(addr string) *httputil.ReverseProxy {
 		ModifyResponse: stripListed,
 		Transport:      g.transport,
 		BufferPool:     g.buffers,
-		ErrorHandler:   proxyError,
+		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { g.proxyError(w, r, addr, err) },
 		ErrorLog:       g.errorLog,
 	}
 }
@@ -150,7 +153,7 @@ func stripListed(res *http.Response) error {
 // proxyError answers a request the backend did not: 400 or 408 when the
 // client's request body broke (not the backend's failure), 499 when the
 // client is gone, 504 after a timeout, else 502.
-func proxyError(w http.ResponseWriter, r *http.Request, err error) {
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, addr string, err error) {
 	if rec, ok := w.(*recorder); ok && rec.body != nil {
 		if berr := rec.body.failure(); berr != nil {
 			rec.clientError = true
@@ -162,8 +165,11 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
-	logr.FromContextOrDiscard(r.Context()).V(1).Info("backend request failed",
-		"host", r.Host, "target", r.URL.Host, "error", err.Error())
+	service := ""
+	if rec, ok := w.(*recorder); ok {
+		service = rec.service
+	}
+	g.backendFailed(r, service, addr, err)
 	code := backendErrorStatus(err)
 	http.Error(w, errorBody(code), code)
 }
@@ -222,8 +228,10 @@ type recorder struct {
 	flusher http.Flusher
 	send    sendDeadline
 	http10  bool
-	// code is the final status code written, 0 before.
-	code int
+	// code is the final status code written, 0 before; service is the
+	// backend Service chosen.
+	code    int
+	service string
 	// body is the request body when the ReverseProxy path wrapped it;
 	// clientError: the request was refused as the client's error.
 	body        *clientBody
