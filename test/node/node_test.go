@@ -421,6 +421,9 @@ func installed(t *testing.T) {
 			t.Errorf("pod %s restarted %d times", p.Name, p.Restarts)
 		}
 	}
+	for _, p := range append(slices.Clone(ctrls), gws...) {
+		checkContainer(t, p.Name)
+	}
 	// The leader took its Lease with its own ServiceAccount token.
 	eventually(t, 60*time.Second, "a controller Pod holding the Lease", func() error {
 		holder, err := kubectl(t.Context(), "get", "lease", "-n", systemNS, "fledge-controller", "-o", "jsonpath={.spec.holderIdentity}")
@@ -434,6 +437,69 @@ func installed(t *testing.T) {
 		}
 		return fmt.Errorf("holder %q is none of %v", holder, ctrls)
 	})
+}
+
+// checkContainer checks, from the node, how a fledge Pod's process runs: as
+// user 65532, on a read-only root file system, with no capabilities, in an
+// image without a shell, having written nothing to its /tmp.
+func checkContainer(t *testing.T, podName string) {
+	t.Helper()
+	id := mustKubectl(t, "get", "pod", "-n", systemNS, podName, "-o", "jsonpath={.status.containerStatuses[0].containerID}")
+	id, ok := strings.CutPrefix(id, "containerd://")
+	if !ok {
+		t.Fatalf("pod %s: container %q", podName, id)
+	}
+	tasks, err := command(t.Context(), "bash", "hack/cluster.sh", "ctr", "-n", "k8s.io", "tasks", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := ""
+	for _, line := range strings.Split(tasks, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == id {
+			pid = f[1]
+		}
+	}
+	if pid == "" {
+		t.Fatalf("pod %s: no task %s on the node", podName, id)
+	}
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 5 && f[0] == "Uid:" && (f[1] != "65532" || f[2] != "65532"):
+			t.Errorf("pod %s runs as %s, want 65532", podName, line)
+		case len(f) == 2 && (f[0] == "CapEff:" || f[0] == "CapPrm:") && f[1] != "0000000000000000":
+			t.Errorf("pod %s has capabilities: %s", podName, line)
+		}
+	}
+	mounts, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootRO := false
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[4] == "/" {
+			rootRO = strings.HasPrefix(f[5], "ro")
+		}
+	}
+	if !rootRO {
+		t.Errorf("pod %s: root file system not read-only", podName)
+	}
+	root := "/proc/" + pid + "/root"
+	if _, err := os.Stat(root + "/fledge"); err != nil {
+		t.Errorf("pod %s: cannot see its root file system: %v", podName, err)
+	}
+	for _, sh := range []string{"/bin/sh", "/bin/bash", "/busybox"} {
+		if _, err := os.Lstat(root + sh); err == nil {
+			t.Errorf("pod %s: the image has a shell: %s", podName, sh)
+		}
+	}
+	if entries, err := os.ReadDir(root + "/tmp"); err != nil || len(entries) != 0 {
+		t.Errorf("pod %s: /tmp holds %v (%v), want nothing", podName, entries, err)
+	}
 }
 
 // walkthrough runs the original walkthrough verbatim and checks its counts.
