@@ -82,8 +82,13 @@
 // # Responses of the gateway itself
 //
 //   - 404 with a short text body: no route for the Host;
-//   - 503: the route's chosen backend has no ready endpoint, or no table yet
-//     (before the first sync);
+//   - 503: no backend of the route has a ready endpoint, or no table yet
+//     (before the first sync). A request whose chosen backend has no ready
+//     endpoint, or whose endpoints (up to three tried) all refuse the
+//     connection, was not sent at all: it goes to the route's other backend
+//     when that has endpoints (any method), and the chosen backend is charged
+//     a 503 or 502 for it (fledge_gateway_redispatched_requests_total counts
+//     these), so that an unreachable canary is judged as failing;
 //   - 502: the backend could not be reached, or its response was broken or
 //     too large;
 //   - 504: the backend sent no response head within ResponseHeaderTimeout;
@@ -117,6 +122,13 @@
 //	    TrafficRoutes not served: invalid, or their host claimed by an older route.
 //	fledge_gateway_unknown_host_requests_total  counter
 //	    Requests answered 404 because no route serves their Host.
+//	fledge_gateway_redispatched_requests_total{namespace,app,from,to,reason}  counter
+//	    Requests served by the other backend because the chosen one had no
+//	    ready endpoint (reason no-endpoint) or refused connections
+//	    (unreachable).
+//	fledge_gateway_refused_requests_total{reason}  counter
+//	    Requests refused with 400 before routing: ambiguous or malformed
+//	    framing (package framing).
 //	fledge_gateway_client_errors_total{namespace,app,service}  counter
 //	    Requests refused (400, 408) because the client broke them, by the
 //	    backend that had been chosen; not in fledge_gateway_requests_total.

@@ -124,6 +124,10 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 	for {
 		bc, reused, err := tg.pool.get(ctx)
 		if err != nil {
+			if isDialError(err) && ctx.Err() == nil {
+				w.dialErr = err // ServeHTTP tries elsewhere
+				return
+			}
 			g.fastError(w, r, tg, err)
 			return
 		}

@@ -23,19 +23,21 @@ const (
 	metricUnknownHost = gatewaymetrics.UnknownHostRequests
 	metricClientErrs  = gatewaymetrics.ClientErrors
 	metricRefused     = gatewaymetrics.RefusedRequests
+	metricRedispatch  = gatewaymetrics.Redispatched
 )
 
 // metrics are a Gateway's collectors, in its own registry.
 type metrics struct {
-	registry    *prometheus.Registry
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	weight      *prometheus.GaugeVec
-	routes      prometheus.Gauge
-	skipped     prometheus.Gauge
-	unknownHost prometheus.Counter
-	clientErrs  *prometheus.CounterVec
-	refused     *prometheus.CounterVec
+	registry     *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	weight       *prometheus.GaugeVec
+	routes       prometheus.Gauge
+	skipped      prometheus.Gauge
+	unknownHost  prometheus.Counter
+	clientErrs   *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	redispatched *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -75,7 +77,11 @@ func newMetrics() *metrics {
 		Name: metricRefused,
 		Help: "Requests refused with 400 before routing because their framing is ambiguous or malformed (both Content-Length and Transfer-Encoding, Transfer-Encoding on HTTP/1.0, obs-fold, bare LF, a bad chunked body, ...), by reason.",
 	}, []string{gatewaymetrics.Reason})
-	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs, m.refused,
+	m.redispatched = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: metricRedispatch,
+		Help: "Requests sent to the route's other version because the chosen one could not take them (no ready endpoint, or no endpoint accepted a connection); the chosen version is also charged with a 503 or 502 in " + metricRequests + ".",
+	}, []string{gatewaymetrics.Namespace, gatewaymetrics.App, "from", "to", gatewaymetrics.Reason})
+	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs, m.refused, m.redispatched,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

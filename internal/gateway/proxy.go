@@ -40,23 +40,72 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := rt.pick(r)
-	tg := b.next()
 	rec := g.recorder(w, r, send)
-	rec.service = b.service
-	defer g.observe(r, b, rec, time.Now()) // also when the proxy aborts with a panic
-	switch {
-	case tg == nil:
-		http.Error(rec, "no ready endpoint for "+b.service, http.StatusServiceUnavailable)
-	case tg.pool != nil && fastPathOK(r):
-		g.forward(rec, r, tg)
-	default:
-		if r.Body != nil && r.Body != http.NoBody {
-			body := &clientBody{ReadCloser: r.Body, timeout: g.opts.ClientBodyTimeout}
-			body.rc, _ = w.(readDeadlineSetter)
-			r.Body, rec.body = body, body
+	start := time.Now()
+	defer func() { g.observe(r, b, rec, start) }() // also when the proxy aborts with a panic
+	for tries, redispatched := 0, false; ; {
+		rec.service = b.service
+		tg := b.next()
+		if tg != nil {
+			g.send(rec, w, r, tg)
+			if rec.dialErr == nil {
+				return
+			}
+			g.backendFailed(r, b.service, tg.addr, rec.dialErr)
+			if tries++; tries < min(len(b.targets), maxDialTries) {
+				rec.dialErr = nil
+				continue // another endpoint of the same version
+			}
 		}
-		tg.proxy.ServeHTTP(rec, r)
+		// Nothing could be sent to b: no ready endpoint, or none accepted a
+		// connection. The other version serves the request when it can; b is
+		// still charged with the failure, so that an unreachable canary is
+		// judged as failing.
+		other := rt.other(b)
+		if !redispatched && other != nil && len(other.targets) > 0 {
+			code, reason := http.StatusServiceUnavailable, "no-endpoint"
+			if rec.dialErr != nil {
+				code, reason = http.StatusBadGateway, "unreachable"
+			}
+			b.obs.counter(code).Inc()
+			g.metrics.redispatched.WithLabelValues(rt.namespace, rt.name, b.service, other.service, reason).Inc()
+			b, tries, redispatched, rec.dialErr = other, 0, true, nil
+			continue
+		}
+		if rec.dialErr != nil {
+			http.Error(rec, errorBody(http.StatusBadGateway), http.StatusBadGateway)
+			return
+		}
+		http.Error(rec, "no ready endpoint for "+b.service, http.StatusServiceUnavailable)
+		return
 	}
+}
+
+// maxDialTries bounds the endpoints of one version a request tries to
+// connect to.
+const maxDialTries = 3
+
+// send proxies r to tg on the fast path or through ReverseProxy. When the
+// connection to tg could not be made (nothing was sent, nothing answered),
+// it sets rec.dialErr instead of answering.
+func (g *Gateway) send(rec *recorder, w http.ResponseWriter, r *http.Request, tg *target) {
+	if tg.pool != nil && fastPathOK(r) {
+		g.forward(rec, r, tg)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody && rec.body == nil {
+		body := &clientBody{ReadCloser: r.Body, timeout: g.opts.ClientBodyTimeout}
+		body.rc, _ = w.(readDeadlineSetter)
+		r.Body, rec.body = body, body
+	}
+	tg.proxy.ServeHTTP(rec, r)
+}
+
+// isDialError reports whether err is a failure to connect: nothing of the
+// request was sent.
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // observe records one request r sent to b, whose answer rec saw, and
@@ -165,6 +214,10 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, addr string
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
+	if rec, ok := w.(*recorder); ok && rec.code == 0 && isDialError(err) {
+		rec.dialErr = err // ServeHTTP tries elsewhere
+		return
+	}
 	service := ""
 	if rec, ok := w.(*recorder); ok {
 		service = rec.service
@@ -232,6 +285,9 @@ type recorder struct {
 	// backend Service chosen.
 	code    int
 	service string
+	// dialErr: the last attempt could not connect (nothing sent, nothing
+	// answered).
+	dialErr error
 	// body is the request body when the ReverseProxy path wrapped it;
 	// clientError: the request was refused as the client's error.
 	body        *clientBody

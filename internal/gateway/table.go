@@ -77,6 +77,18 @@ func (rt *route) pick(r *http.Request) *backend {
 	return rt.stable
 }
 
+// other returns the route's other backend than b (stable for the canary and
+// the reverse), nil without a canary.
+func (rt *route) other(b *backend) *backend {
+	switch {
+	case rt.canary == nil:
+		return nil
+	case b == rt.canary:
+		return rt.stable
+	}
+	return rt.canary
+}
+
 // backend is one Service port of a route, resolved to its endpoints.
 type backend struct {
 	// service and port as referenced by the TrafficRoute.

@@ -27,6 +27,9 @@ const (
 	// RefusedRequests counts requests refused with 400 before routing because
 	// their framing is ambiguous or malformed (request smuggling), by Reason.
 	RefusedRequests = "fledge_gateway_refused_requests_total"
+	// Redispatched counts requests served by the other version because the
+	// chosen one could not take them, by Namespace, App, from, to and Reason.
+	Redispatched = "fledge_gateway_redispatched_requests_total"
 )
 
 // Label names.

@@ -14,6 +14,7 @@ func TestNamesAreStable(t *testing.T) {
 		UnknownHostRequests:              "fledge_gateway_unknown_host_requests_total",
 		ClientErrors:                     "fledge_gateway_client_errors_total",
 		RefusedRequests:                  "fledge_gateway_refused_requests_total",
+		Redispatched:                     "fledge_gateway_redispatched_requests_total",
 		Reason:                           "reason",
 		Namespace + App + Service + Code: "namespaceappservicecode",
 	} {
