@@ -160,7 +160,14 @@ start() {
   echo $! >"$run/$name.pid"
 }
 
-alive() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+# alive NAME: the component runs (a zombie, killed but not yet reaped, does not).
+alive() {
+  local pid state
+  [[ -f "$run/$1.pid" ]] || return 1
+  pid=$(cat "$run/$1.pid")
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
 
 # wait_for WHAT SECONDS COMMAND...: retries COMMAND until it succeeds.
 wait_for() {
@@ -376,6 +383,10 @@ up() {
     import_archive "$dir/images/fledge.tar"
     return 0
   fi
+  if [[ -d "$run" || -f "$dir/host-state" ]]; then
+    log "cleaning up what a previous node left behind"
+    down
+  fi
   local t0=$SECONDS
   build_binaries
   log "building the images"
@@ -436,11 +447,23 @@ down() {
     done
   fi
   stop containerd
-  # Shims outlive containerd; their pids are in its state folder.
-  local f
-  for f in "$run"/containerd/io.containerd.runtime.v2.task/*/*/init.pid "$run"/containerd/io.containerd.runtime.v2.task/*/*/shim.pid; do
-    [[ -f "$f" ]] && kill -KILL "$(cat "$f")" 2>/dev/null || true
+  # Shims outlive containerd: find this node's by their -address (its socket),
+  # and kill what still runs under them (containers whose Pods were not stopped)
+  # before them.
+  local p shims=() ppid
+  for p in /proc/[0-9]*; do
+    if [[ "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" == *containerd-shim*" -address $sock"* ]]; then
+      shims+=("${p#/proc/}")
+    fi
   done
+  if ((${#shims[@]})); then
+    for p in /proc/[0-9]*; do
+      ppid=$(awk '{print $4}' "$p/stat" 2>/dev/null) || continue
+      if [[ " ${shims[*]} " == *" $ppid "* ]]; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
+    done
+    kill -KILL "${shims[@]}" 2>/dev/null || true
+    sleep 0.5
+  fi
   stop kube-apiserver # before etcd: both hang for seconds when stopped together
   stop etcd
   undo_host
