@@ -89,8 +89,7 @@ func (c metricConfig) build() (func(client.Reader) (map[fledgev1.MetricSource]me
 	}
 	return func(r client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error) {
 		sources := map[fledgev1.MetricSource]metricsource.Source{
-			fledgev1.MetricSourceBuiltin: metricsource.NewBuiltin(metricsource.EndpointSliceTargets{
-				Reader: r, Namespace: c.gatewayMetrics.Namespace, Service: c.gatewayMetrics.Name, PortName: c.gatewayPortName},
+			fledgev1.MetricSourceBuiltin: metricsource.NewBuiltin(c.gatewayReplicas(r, metricsource.DefaultMetricsPath),
 				metricsource.BuiltinOptions{}),
 		}
 		if prom != nil {
@@ -98,4 +97,12 @@ func (c metricConfig) build() (func(client.Reader) (map[fledgev1.MetricSource]me
 		}
 		return sources, nil
 	}, nil
+}
+
+// gatewayReplicas lists one URL (path on the metrics port) per ready gateway
+// replica: the endpoints of --gateway-metrics-service. The builtin metric
+// source reads their /metrics, the controller's verification their /routes.
+func (c metricConfig) gatewayReplicas(r client.Reader, path string) metricsource.EndpointSliceTargets {
+	return metricsource.EndpointSliceTargets{
+		Reader: r, Namespace: c.gatewayMetrics.Namespace, Service: c.gatewayMetrics.Name, PortName: c.gatewayPortName, Path: path}
 }

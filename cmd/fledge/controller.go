@@ -9,9 +9,11 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/controller"
+	"github.com/fledge-dev/fledge/internal/metricsource"
 )
 
 // `fledge controller` is wired in three steps, in this order: the flags are
@@ -21,9 +23,10 @@ import (
 
 // controllerFlags are the flags of `fledge controller`, as given.
 type controllerFlags struct {
-	kubeconfig string
-	provider   string
-	opts       controller.Options
+	kubeconfig     string
+	provider       string
+	verifyReplicas bool
+	opts           controller.Options
 
 	providers providerFlags
 	metrics   metricFlags
@@ -34,6 +37,9 @@ type controllerConfig struct {
 	opts      controller.Options
 	providers providerConfig
 	metrics   metricConfig
+	// verifyReplicas: the embedded provider's Routed is what the gateway
+	// replicas serve (their /routes), not only the TrafficRoute.
+	verifyReplicas bool
 }
 
 func newControllerCommand() *cobra.Command {
@@ -76,13 +82,15 @@ func (f *controllerFlags) bind(fs *pflag.FlagSet) {
 	fs.Float32Var(&f.opts.QPS, "kube-api-qps", 0, "client-side limit of requests per second to the API server (0: none; the API server's priority and fairness applies)")
 	fs.IntVar(&f.opts.Burst, "kube-api-burst", 0, "client-side burst of requests to the API server (with --kube-api-qps)")
 	fs.DurationVar(&f.opts.AnalysisInterval, "analysis-interval", controller.DefaultAnalysisInterval, "how often running automated releases are judged")
+	fs.BoolVar(&f.verifyReplicas, "verify-gateway-replicas", true,
+		"embedded provider: Routed and effectiveWeight are what the ready gateway replicas serve (their /routes, on the endpoints of --gateway-metrics-service); false: the TrafficRoute read back")
 	f.providers.bind(fs)
 	f.metrics.bind(fs)
 }
 
 // validate checks the flags, without I/O.
 func (f *controllerFlags) validate() (controllerConfig, error) {
-	c := controllerConfig{opts: f.opts}
+	c := controllerConfig{opts: f.opts, verifyReplicas: f.verifyReplicas}
 	p, err := fledgev1.ParseProvider(f.provider)
 	if err != nil {
 		return controllerConfig{}, fmt.Errorf("--default-provider %q: %w", f.provider, err)
@@ -117,6 +125,11 @@ func (c controllerConfig) build(ctx context.Context, cfg *rest.Config) (controll
 	}
 	if opts.MetricSources, err = c.metrics.build(); err != nil {
 		return controller.Options{}, err
+	}
+	if c.verifyReplicas {
+		opts.GatewayReplicas = func(r client.Reader) metricsource.Targets {
+			return c.metrics.gatewayReplicas(r, metricsource.RoutesPath)
+		}
 	}
 	return opts, nil
 }

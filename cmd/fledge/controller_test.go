@@ -26,7 +26,7 @@ func TestControllerFlagsValidate(t *testing.T) {
 				if c.opts.DefaultProvider != fledgev1.ProviderEmbedded || c.opts.DefaultMetricSource != fledgev1.MetricSourceBuiltin ||
 					c.opts.Workers != 4 || c.opts.AnalysisInterval != time.Second || c.providers.apisixURL != "" || len(c.providers.gatewayParents) != 0 ||
 					c.metrics.promURL != "" || c.metrics.gatewayMetrics.String() != "fledge-system/fledge-gateway-metrics" ||
-					c.providers.apisixSecret.String() != "fledge-system/fledge-apisix" {
+					c.providers.apisixSecret.String() != "fledge-system/fledge-apisix" || !c.verifyReplicas {
 					t.Errorf("defaults = %+v", c)
 				}
 			},
@@ -38,6 +38,14 @@ func TestControllerFlagsValidate(t *testing.T) {
 				if c.opts.DefaultProvider != fledgev1.ProviderGatewayAPI || c.providers.apisixURL == "" || len(c.providers.gatewayParents) != 2 ||
 					*c.providers.gatewayParents[0].SectionName != "https" || string(*c.providers.gatewayParents[1].Namespace) != "edge" {
 					t.Errorf("config = %+v", c.providers)
+				}
+			},
+		},
+		"routed from the TrafficRoute alone": {
+			args: []string{"--verify-gateway-replicas=false"},
+			check: func(t *testing.T, c controllerConfig) {
+				if c.verifyReplicas {
+					t.Errorf("verifyReplicas = true, want false")
 				}
 			},
 		},

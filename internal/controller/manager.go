@@ -57,6 +57,14 @@ type Options struct {
 	// releases; DefaultMetricSource is used when a policy names none.
 	MetricSources       func(r client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error)
 	DefaultMetricSource fledgev1.MetricSource
+	// GatewayReplicas, given an uncached reader, lists the /routes URLs of the
+	// ready gateway replicas (metricsource.EndpointSliceTargets with
+	// metricsource.RoutesPath): the embedded provider's Routed condition and
+	// effectiveWeight are then what those replicas serve (Propagating while
+	// some do not yet, HostConflict when another application holds the host),
+	// and the TrafficRoute's read-back only while none answers. Nil: the
+	// TrafficRoute's read-back alone.
+	GatewayReplicas func(r client.Reader) metricsource.Targets
 	// AnalysisInterval is how often running automated releases are judged
 	// (default 1s).
 	AnalysisInterval time.Duration
@@ -141,6 +149,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		DefaultMetricSource: opts.DefaultMetricSource,
 		AnalysisInterval:    opts.AnalysisInterval,
 		Workers:             opts.Workers,
+	}
+	if opts.GatewayReplicas != nil {
+		rec.GatewayReplicas = opts.GatewayReplicas(mgr.GetAPIReader())
 	}
 	if opts.SkipNameValidation {
 		rec.skipNameValidation = true

@@ -190,6 +190,7 @@ func TestNextStatus(t *testing.T) {
 		plan          routingPlan
 		observed      *traffic.Route
 		routerErr     error
+		replicas      *replicaView
 		// want
 		phase              fledgev1.Phase
 		stable, canary     string
@@ -202,6 +203,65 @@ func TestNextStatus(t *testing.T) {
 			phase: fledgev1.PhaseCanary, stable: "v1", canary: "v2", desired: 10, effective: 10,
 			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, "valid"},
 			routed:   cond{metav1.ConditionTrue, fledgev1.ReasonRouteApplied, "embedded serves host web -> v1:80 90%, canary v2:9011 10%"},
+		},
+		"every gateway replica serves it": {
+			plan: routingPlan{route: split(10)}, observed: split(10), replicas: &replicaView{asked: 2, answered: 2, agree: 2},
+			phase: fledgev1.PhaseCanary, stable: "v1", canary: "v2", desired: 10, effective: 10,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionTrue, fledgev1.ReasonRouteApplied, "canary v2:9011 10%; so do all 2 ready gateway replicas"},
+		},
+		"a gateway replica still serves the old weight: propagating, effective weight kept": {
+			prev: previous, plan: routingPlan{route: split(10)}, observed: split(10),
+			replicas: &replicaView{asked: 2, answered: 2, agree: 1, lagging: []servedCount{{"canary 30%", 1}}},
+			phase:    fledgev1.PhaseCanary, stable: "v1", canary: "v2", desired: 10, effective: 30,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionFalse, ReasonPropagating, "1 of 2 gateway replicas serve canary 10%; 1 still serve canary 30%"},
+		},
+		"no gateway replica serves it yet": {
+			plan: routingPlan{route: stable}, observed: stable,
+			replicas: &replicaView{asked: 2, answered: 2, lagging: []servedCount{{"nothing", 2}}},
+			phase:    fledgev1.PhaseStable, stable: "v1",
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionFalse, ReasonPropagating, "0 of 2 gateway replicas serve stable v1 only; 2 still serve nothing"},
+		},
+		"the host is held by an older application: not served": {
+			prev: previous, plan: routingPlan{route: split(100)}, observed: split(100),
+			replicas: &replicaView{asked: 2, answered: 2, conflicted: 2, conflicts: []string{"other/web"}},
+			phase:    fledgev1.PhaseUnpublished, stable: "v1", canary: "v2", desired: 100,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed: cond{metav1.ConditionFalse, ReasonHostConflict,
+				"host web is served by another application, TrafficRoute other/web (older), on 2 of 2 gateway replicas; web is not served there"},
+		},
+		"a gateway replica skips the route": {
+			plan: routingPlan{route: split(10)}, observed: split(10),
+			replicas: &replicaView{asked: 1, answered: 1, rejectedOn: 1, rejected: []string{"bad match"}},
+			phase:    fledgev1.PhaseUnpublished, stable: "v1", canary: "v2", desired: 10,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionFalse, ReasonRouteRejected, "1 of 1 gateway replicas do not serve TrafficRoute shop/web: bad match"},
+		},
+		"no gateway replica is ready: the TrafficRoute read back, said so": {
+			plan: routingPlan{route: split(10)}, observed: split(10), replicas: &replicaView{},
+			phase: fledgev1.PhaseCanary, stable: "v1", canary: "v2", desired: 10, effective: 10,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionTrue, fledgev1.ReasonRouteApplied, "; not verified on the gateway replicas: none is ready"},
+		},
+		"no gateway replica answers: the TrafficRoute read back, said so": {
+			plan: routingPlan{route: split(10)}, observed: split(10), replicas: &replicaView{asked: 2},
+			phase: fledgev1.PhaseCanary, stable: "v1", canary: "v2", desired: 10, effective: 10,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionTrue, fledgev1.ReasonRouteApplied, "none of the 2 ready answered"},
+		},
+		"the gateway replicas cannot be listed: the TrafficRoute read back, said so": {
+			plan: routingPlan{route: split(10)}, observed: split(10), replicas: &replicaView{listFailed: true},
+			phase: fledgev1.PhaseCanary, stable: "v1", canary: "v2", desired: 10, effective: 10,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionTrue, fledgev1.ReasonRouteApplied, "they could not be listed"},
+		},
+		"one of two gateway replicas answers and serves it": {
+			plan: routingPlan{route: split(10)}, observed: split(10), replicas: &replicaView{asked: 2, answered: 1, agree: 1},
+			phase: fledgev1.PhaseCanary, stable: "v1", canary: "v2", desired: 10, effective: 10,
+			accepted: cond{metav1.ConditionTrue, fledgev1.ReasonValid, ""},
+			routed:   cond{metav1.ConditionTrue, fledgev1.ReasonRouteApplied, "so do 1 of 2 ready gateway replicas (1 did not answer)"},
 		},
 		"stable only": {
 			plan: routingPlan{route: stable}, observed: stable,
@@ -287,7 +347,7 @@ func TestNextStatus(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rel := releaseOf(fledgev1.ReleaseSpec{})
 			rel.Status = tc.prev
-			st := nextStatus(rel, fledgev1.ProviderEmbedded, tc.inputProblems, tc.plan, tc.observed, tc.routerErr)
+			st := nextStatus(rel, fledgev1.ProviderEmbedded, tc.inputProblems, tc.plan, tc.observed, tc.routerErr, tc.replicas)
 			if st.Phase != tc.phase || st.Stable != tc.stable || st.Canary != tc.canary || st.DesiredWeight != tc.desired || st.EffectiveWeight != tc.effective {
 				t.Errorf("phase %s, stable %q, canary %q, desired %d, effective %d; want %s, %q, %q, %d, %d",
 					st.Phase, st.Stable, st.Canary, st.DesiredWeight, st.EffectiveWeight, tc.phase, tc.stable, tc.canary, tc.desired, tc.effective)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,6 +55,13 @@ const (
 
 	// verifyDelay is how soon a route whose read-back differs is checked again.
 	verifyDelay = time.Second
+	// propagationDelay is how soon a route that some gateway replicas do not
+	// serve yet is checked again; conflictDelay, one whose host another
+	// application holds (it may let go); unverifiedDelay, one that no gateway
+	// replica could confirm (one may become ready).
+	propagationDelay = 500 * time.Millisecond
+	conflictDelay    = 10 * time.Second
+	unverifiedDelay  = 30 * time.Second
 )
 
 // ReleaseReconciler reconciles one application at a time, keyed by the Release's
@@ -74,8 +82,14 @@ type ReleaseReconciler struct {
 	Clock func() time.Time
 	// Workers is how many Releases are reconciled at once (default 1).
 	Workers int
+	// GatewayReplicas lists the /routes URLs of the ready gateway replicas:
+	// the embedded provider's Routed and effectiveWeight are then what they
+	// serve. Nil: the TrafficRoute's read-back alone.
+	GatewayReplicas metricsource.Targets
 
 	skipNameValidation bool
+	replicasOnce       sync.Once
+	replicas           *gatewayReplicas
 }
 
 // SetupWithManager registers the reconciler: it watches Releases, Services (by
@@ -256,8 +270,14 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		}
 	}
 
+	var replicas *replicaView
+	if routerErr == nil && observed != nil && provider == fledgev1.ProviderEmbedded && r.GatewayReplicas != nil &&
+		(want.hold || want.route == nil || traffic.Same(*want.route, *observed)) {
+		replicas = r.servedByReplicas(ctx, *observed)
+	}
+
 	old := rel.Status.DeepCopy()
-	status := nextStatus(rel, provider, inputProblems, want, observed, routerErr)
+	status := nextStatus(rel, provider, inputProblems, want, observed, routerErr, replicas)
 	r.recordEvents(rel, services, old, &status, inputProblems, want)
 	if routerErr == nil && want.route != nil && want.route.Canary != nil {
 		r.recordDecision(rel, services[want.route.Canary.Service], want.auto)
@@ -275,13 +295,46 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if routerErr != nil {
 		return reconcile.Result{}, routerErr
 	}
-	if c := meta.FindStatusCondition(status.Conditions, fledgev1.ConditionRouted); c != nil && c.Reason == fledgev1.ReasonRouteMismatch {
-		return reconcile.Result{RequeueAfter: verifyDelay}, nil
+	after := r.autoRequeue(want.auto)
+	if c := meta.FindStatusCondition(status.Conditions, fledgev1.ConditionRouted); c != nil {
+		check := time.Duration(0)
+		switch {
+		case c.Reason == fledgev1.ReasonRouteMismatch:
+			check = verifyDelay
+		case c.Reason == ReasonPropagating:
+			check = propagationDelay
+		case c.Reason == ReasonHostConflict || c.Reason == ReasonRouteRejected:
+			check = conflictDelay
+		case replicas != nil && replicas.answered == 0:
+			check = unverifiedDelay
+		}
+		if check > 0 && (after == 0 || check < after) {
+			after = check
+		}
 	}
-	if after := r.autoRequeue(want.auto); after > 0 {
-		return reconcile.Result{RequeueAfter: after}, nil
+	return reconcile.Result{RequeueAfter: after}, nil
+}
+
+// servedByReplicas asks the ready gateway replicas what they serve for the
+// route (a recent answer if it confirms the route, else a fresh one) and
+// judges it.
+func (r *ReleaseReconciler) servedByReplicas(ctx context.Context, route traffic.Route) *replicaView {
+	r.replicasOnce.Do(func() { r.replicas = newGatewayReplicas(r.GatewayReplicas) })
+	var v replicaView
+	for _, fresh := range []bool{false, true} {
+		answers, err := r.replicas.answers(ctx, fresh)
+		if err != nil {
+			log.FromContext(ctx).Error(err, "asking the gateway replicas what they serve")
+			return &replicaView{listFailed: true}
+		}
+		if v = judgeReplicas(route.Key, route, answers); v.agree == v.answered {
+			break
+		}
 	}
-	return reconcile.Result{}, nil
+	if v.unreachable != nil {
+		log.FromContext(ctx).V(1).Info("a gateway replica did not say what it serves", "error", v.unreachable.Error())
+	}
+	return &v
 }
 
 // routerFor returns the router of provider p for a Release.
@@ -345,8 +398,13 @@ func (r *ReleaseReconciler) finalize(ctx context.Context, rel *fledgev1.Release)
 
 // nextStatus computes the Release's status from the plan and what the
 // provider did and serves; pure.
+//
+// replicas, when not nil, is what the gateway replicas serve of observed
+// (embedded provider): Routed is True only when every replica that answered
+// serves it; when none answered, Routed is the read-back of observed, and
+// says it was not verified.
 func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems []annotations.Problem,
-	want routingPlan, observed *traffic.Route, routerErr error) fledgev1.ReleaseStatus {
+	want routingPlan, observed *traffic.Route, routerErr error, replicas *replicaView) fledgev1.ReleaseStatus {
 	st := *rel.Status.DeepCopy()
 	st.ObservedGeneration = rel.Generation
 	st.Provider = provider
@@ -397,17 +455,46 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 	case !want.hold && want.route != nil && !traffic.Same(*want.route, *observed):
 		routed.Status, routed.Reason = metav1.ConditionFalse, fledgev1.ReasonRouteMismatch
 		routed.Message = fmt.Sprintf("%s serves %s, want %s", provider, describe(*observed), describe(*want.route))
+	case replicas != nil && replicas.conflicted > 0:
+		routed.Status, routed.Reason = metav1.ConditionFalse, ReasonHostConflict
+		routed.Message = fmt.Sprintf("host %s is served by another application, TrafficRoute %s (older), on %d of %d gateway replicas; %s is not served there",
+			observed.Host, strings.Join(replicas.conflicts, ", "), replicas.conflicted, replicas.answered, rel.Name)
+	case replicas != nil && replicas.rejectedOn > 0:
+		routed.Status, routed.Reason = metav1.ConditionFalse, ReasonRouteRejected
+		routed.Message = fmt.Sprintf("%d of %d gateway replicas do not serve TrafficRoute %s/%s: %s",
+			replicas.rejectedOn, replicas.answered, rel.Namespace, rel.Name, strings.Join(replicas.rejected, "; "))
+	case replicas != nil && replicas.agree < replicas.answered:
+		routed.Status, routed.Reason = metav1.ConditionFalse, ReasonPropagating
+		routed.Message = fmt.Sprintf("%d of %d gateway replicas serve %s; %s", replicas.agree, replicas.answered,
+			weightText(*observed), replicas.lagText())
 	default:
 		routed.Status, routed.Reason = metav1.ConditionTrue, fledgev1.ReasonRouteApplied
 		routed.Message = fmt.Sprintf("%s serves %s", provider, describe(*observed))
+		switch {
+		case replicas == nil:
+		case replicas.listFailed:
+			routed.Message += "; not verified on the gateway replicas: they could not be listed (this is the TrafficRoute read back)"
+		case replicas.asked == 0:
+			routed.Message += "; not verified on the gateway replicas: none is ready (this is the TrafficRoute read back)"
+		case replicas.answered == 0:
+			routed.Message += fmt.Sprintf("; not verified on the gateway replicas: none of the %d ready answered (this is the TrafficRoute read back)", replicas.asked)
+		case replicas.answered < replicas.asked:
+			routed.Message += fmt.Sprintf("; so do %d of %d ready gateway replicas (%d did not answer)", replicas.agree, replicas.asked, replicas.asked-replicas.answered)
+		default:
+			routed.Message += fmt.Sprintf("; so do all %d ready gateway replicas", replicas.asked)
+		}
 	}
 	meta.SetStatusCondition(&st.Conditions, routed)
 
+	prevEffective := st.EffectiveWeight
 	st.EffectiveWeight = 0
 	switch {
 	case routerErr != nil:
 		st.Phase = fledgev1.PhaseFailed
 	case observed == nil:
+		st.Phase = fledgev1.PhaseUnpublished
+	case replicas != nil && (replicas.conflicted > 0 || replicas.rejectedOn > 0) && replicas.agree == 0:
+		// No replica serves the application.
 		st.Phase = fledgev1.PhaseUnpublished
 	case observed.Canary == nil && want.canaryOnly && observed.Stable.Service == st.Canary:
 		st.Phase, st.EffectiveWeight = fledgev1.PhaseReleased, 100
@@ -426,6 +513,11 @@ func nextStatus(rel *fledgev1.Release, provider fledgev1.Provider, inputProblems
 		default:
 			st.Phase = fledgev1.PhaseCanary
 		}
+	}
+	if routed.Reason == ReasonPropagating {
+		// The replicas disagree: effectiveWeight stays what they served
+		// together last, until they agree again.
+		st.EffectiveWeight = prevEffective
 	}
 	if !want.hold {
 		applyAuto(&st, gen, want.auto)
@@ -466,6 +558,13 @@ func describeMatch(ps []fledgev1.Predicate) string {
 	return strings.Join(parts, " and ")
 }
 
+// routedText is the part of a Routed message that says what is served,
+// without what confirmed it (the gateway replicas come and go: not an event).
+func routedText(msg string) string {
+	text, _, _ := strings.Cut(msg, "; ")
+	return text
+}
+
 // recordEvents emits events on transitions only: a new problem, a new routing,
 // a new failure.
 func (r *ReleaseReconciler) recordEvents(rel *fledgev1.Release, services map[string]*corev1.Service, old, cur *fledgev1.ReleaseStatus,
@@ -482,10 +581,14 @@ func (r *ReleaseReconciler) recordEvents(rel *fledgev1.Release, services map[str
 	}
 	oldRouted := meta.FindStatusCondition(old.Conditions, fledgev1.ConditionRouted)
 	newRouted := meta.FindStatusCondition(cur.Conditions, fledgev1.ConditionRouted)
-	if oldRouted != nil && oldRouted.Reason == newRouted.Reason && oldRouted.Message == newRouted.Message {
+	if oldRouted != nil && oldRouted.Reason == newRouted.Reason && routedText(oldRouted.Message) == routedText(newRouted.Message) {
 		return
 	}
 	switch newRouted.Reason {
+	case ReasonHostConflict:
+		r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonHostConflict, "Route", "%s", newRouted.Message)
+	case ReasonRouteRejected:
+		r.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonRouteRejected, "Route", "%s", newRouted.Message)
 	case fledgev1.ReasonRouteApplied:
 		r.Recorder.Eventf(rel, nil, corev1.EventTypeNormal, ReasonRouted, "Route", "%s", newRouted.Message)
 	case fledgev1.ReasonRouteFailed:

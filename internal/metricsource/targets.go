@@ -29,6 +29,10 @@ func (s StaticTargets) URLs(context.Context) ([]string, error) { return slices.C
 const (
 	DefaultMetricsPortName = "metrics"
 	DefaultMetricsPath     = "/metrics"
+	// RoutesPath is where a gateway replica says what it serves (on the
+	// same port as its metrics): set it as Path to list the replicas'
+	// /routes URLs.
+	RoutesPath = "/routes"
 )
 
 // EndpointSliceTargets lists one URL per ready endpoint of a Service, read from
