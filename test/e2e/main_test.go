@@ -24,6 +24,9 @@ var sb *sandbox.Sandbox
 // them under its own Services and application name.
 var pods = map[string]*sandbox.Pod{}
 
+// fledgeBinary is the fledge binary the pods run.
+var fledgeBinary string
+
 func TestMain(m *testing.M) {
 	if err := netns.Supported(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: requires root and ip netns:", err)
@@ -45,6 +48,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	fledgeBinary = bin
 	logger := testLogger()
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/netns"
+)
+
+// TestAutoCanaryPodDies: the canary's process is killed mid-step while its
+// EndpointSlice still says ready (as between a crash and the kubelet's next
+// probe). Under 100 requests/s no client sees an error (the gateway cannot
+// connect to the canary, so nothing was sent: it serves the request from the
+// stable), and the automated release still rolls the canary back (the
+// gateway charges the canary with each request it could not take).
+func TestAutoCanaryPodDies(t *testing.T) {
+	ctx := t.Context()
+	pod, err := sb.Net.AddPod(ctx, "dying-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := pod.StartWith(ctx, netns.StartOptions{}, fledgeBinary, "error-page", "v2", "--addr", ":9011")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := pod.WaitHTTP(wctx, 9011, "/healthz"); err != nil {
+		t.Fatal(err)
+	}
+	pods["dying-v2"] = pod
+	t.Cleanup(func() { delete(pods, "dying-v2") })
+
+	a, load := autoApp(t, "auto-dies", "dying-v2", "steps=10,50; step-duration=60s")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if _, ok := load.FirstAnswer("v2"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the canary never answered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // some canary traffic, then the crash
+	if err := syscall.Kill(proc.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-proc.Done()
+
+	rel := a.waitAuto(t, 60*time.Second, "rollback", func(s *fledgev1.AutoStatus) bool { return s.Result != "" })
+	if rel.Status.Auto.Result != fledgev1.AutoRolledBack {
+		t.Fatalf("result = %s, want RolledBack; evidence: %s", rel.Status.Auto.Result, rel.Status.Auto.Evidence)
+	}
+	load.Stop()
+	c := load.Counts()
+	failed := 0
+	for code, n := range c.Status {
+		if code != 200 {
+			failed += n
+		}
+	}
+	t.Logf("rolled back %v after the canary died; clients: %v by status, %v by version; evidence: %s",
+		rel.Status.Auto.ConcludedAt.Sub(killed).Round(time.Millisecond), c.Status, c.ByVersion, rel.Status.Auto.Evidence)
+	if failed != 0 {
+		t.Errorf("%d client requests failed when the canary died (statuses %v), want 0", failed, c.Status)
+	}
+}
