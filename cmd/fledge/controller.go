@@ -75,6 +75,12 @@ func (f *controllerFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&f.opts.HealthAddr, "health-addr", ":8081", `address serving /healthz and /readyz ("0" disables)`)
 	fs.BoolVar(&f.opts.LeaderElect, "leader-elect", true, "elect one active controller through a Lease")
 	fs.StringVar(&f.opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the controller's own)")
+	fs.DurationVar(&f.opts.LeaseDuration, "leader-elect-lease-duration", controller.DefaultLeaseDuration,
+		"how long a standby waits after the leader's last renewal before it takes over (the failover time after a crash)")
+	fs.DurationVar(&f.opts.RenewDeadline, "leader-elect-renew-deadline", controller.DefaultRenewDeadline,
+		"how long the leader keeps retrying to renew before it gives up leading (must be under the lease duration)")
+	fs.DurationVar(&f.opts.RetryPeriod, "leader-elect-retry-period", controller.DefaultRetryPeriod,
+		"how often the leader renews and a standby tries to take over")
 	fs.StringVar(&f.opts.Namespace, "namespace", "", "watch only this namespace (default: all)")
 	fs.StringVar(&f.provider, "default-provider", string(fledgev1.ProviderEmbedded),
 		"traffic provider for applications that name none: "+fledgev1.ProviderNames())
@@ -101,6 +107,9 @@ func (f *controllerFlags) validate() (controllerConfig, error) {
 	}
 	if c.opts.QPS < 0 || c.opts.Burst < 0 {
 		return controllerConfig{}, fmt.Errorf("--kube-api-qps %v, --kube-api-burst %d: must not be negative", c.opts.QPS, c.opts.Burst)
+	}
+	if err := controller.ValidateLeaderElection(c.opts.LeaseDuration, c.opts.RenewDeadline, c.opts.RetryPeriod); err != nil {
+		return controllerConfig{}, err
 	}
 	if c.opts.AnalysisInterval <= 0 {
 		return controllerConfig{}, fmt.Errorf("--analysis-interval %v: must be positive", c.opts.AnalysisInterval)

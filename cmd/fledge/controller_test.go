@@ -71,6 +71,19 @@ func TestControllerFlagsValidate(t *testing.T) {
 		"prometheus without its URL":    {args: []string{"--metric-source=prometheus"}, want: "--metric-source prometheus needs --prometheus-url"},
 		"invalid gateway metrics name":  {args: []string{"--gateway-metrics-service=fledge-gateway-metrics"}, want: "want namespace/name"},
 		"provider checked before flags": {args: []string{"--default-provider=nginx", "--workers=0"}, want: "--default-provider"},
+		"leader election defaults": {
+			check: func(t *testing.T, c controllerConfig) {
+				if c.opts.LeaseDuration != 6*time.Second || c.opts.RenewDeadline != 4*time.Second || c.opts.RetryPeriod != time.Second {
+					t.Errorf("lease %v, renew %v, retry %v; want 6s, 4s, 1s", c.opts.LeaseDuration, c.opts.RenewDeadline, c.opts.RetryPeriod)
+				}
+			},
+		},
+		"leader election as Kubernetes' own": {args: []string{"--leader-elect-lease-duration=15s", "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s"}},
+		"lease not longer than the renew deadline": {args: []string{"--leader-elect-lease-duration=4s"},
+			want: "--leader-elect-lease-duration 4s must be longer than --leader-elect-renew-deadline 4s"},
+		"renew deadline within the retry jitter": {args: []string{"--leader-elect-retry-period=3500ms"},
+			want: "--leader-elect-renew-deadline 4s must be longer than 1.2 × --leader-elect-retry-period 3.5s"},
+		"zero retry period": {args: []string{"--leader-elect-retry-period=0s"}, want: "must be positive"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
