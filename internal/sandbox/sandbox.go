@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -207,7 +208,7 @@ func (s *Sandbox) startController() (context.CancelFunc, chan struct{}) {
 	}
 	if copts.MetricSources == nil {
 		// The builtin source scrapes the sandbox's gateways, whichever run.
-		builtin := metricsource.NewBuiltin(gatewayTargets{s}, metricsource.BuiltinOptions{})
+		builtin := metricsource.NewBuiltin(gatewayTargets{s, metricsource.DefaultMetricsPath}, metricsource.BuiltinOptions{})
 		promURL := s.promAddr
 		copts.MetricSources = func(client.Reader) (map[fledgev1.MetricSource]metricsource.Source, error) {
 			sources := map[fledgev1.MetricSource]metricsource.Source{fledgev1.MetricSourceBuiltin: builtin}
@@ -221,6 +222,10 @@ func (s *Sandbox) startController() (context.CancelFunc, chan struct{}) {
 			return sources, nil
 		}
 		copts.DefaultMetricSource = fledgev1.MetricSourceBuiltin
+	}
+	if copts.GatewayReplicas == nil {
+		// Routed is what the sandbox's gateways serve, whichever run.
+		copts.GatewayReplicas = func(client.Reader) metricsource.Targets { return gatewayTargets{s, metricsource.RoutesPath} }
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	done := make(chan struct{})
@@ -238,17 +243,34 @@ func (s *Sandbox) StopController() {
 	<-s.controllerDone
 }
 
-// gatewayTargets lists the /metrics URLs of the sandbox's gateways.
-type gatewayTargets struct{ s *Sandbox }
+// gatewayTargets lists the URLs of path (/metrics, /routes) on the admin
+// port of the sandbox's gateways.
+type gatewayTargets struct {
+	s    *Sandbox
+	path string
+}
 
 func (g gatewayTargets) URLs(context.Context) ([]string, error) {
 	g.s.gwMu.Lock()
 	defer g.s.gwMu.Unlock()
 	urls := make([]string, len(g.s.Gateways))
 	for i, gw := range g.s.Gateways {
-		urls[i] = gw.AdminURL + "/metrics"
+		urls[i] = gw.AdminURL + g.path
 	}
 	return urls, nil
+}
+
+// AddGateway counts a gateway replica that a test runs itself among the
+// sandbox's (the controller asks it, WaitServed waits for it) until remove.
+func (s *Sandbox) AddGateway(g Gateway) (remove func()) {
+	s.gwMu.Lock()
+	defer s.gwMu.Unlock()
+	s.Gateways = append(s.Gateways, g)
+	return func() {
+		s.gwMu.Lock()
+		defer s.gwMu.Unlock()
+		s.Gateways = slices.DeleteFunc(slices.Clone(s.Gateways), func(o Gateway) bool { return o == g })
+	}
 }
 
 // RestartController stops the controller, waits until it has ended, and

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/errorpage"
 	"github.com/fledge-dev/fledge/internal/sandbox"
 )
@@ -152,6 +153,8 @@ func canaryAt10(t *testing.T, name string) *app {
 	a.service(t, "v2", "v2", map[string]string{published: name, canaryKey: "true", percentage: "10"})
 	a.served(t, "v1", "v2", 10)
 	a.wantCounts(t, nil, map[string]int{"v1": 90, "v2": 10})
+	// The controller has seen every replica serve it (the status is final).
+	a.waitRouted(t, 15*time.Second, metav1.ConditionTrue, fledgev1.ReasonRouteApplied, 10, "so do all")
 	return a
 }
 
