@@ -152,8 +152,12 @@ func TestSwitchingProviderRemovesTheOldRouting(t *testing.T) {
 		}
 		return ""
 	})
-	rel, err := release(t, ns)
-	if err != nil || rel.Status.Provider != fledgev1.ProviderAPISIX {
-		t.Errorf("release provider = %q (err %v), want apisix", rel.Status.Provider, err)
-	}
+	// The status is written after the routing: wait for it.
+	eventually(t, "status.provider apisix", func() string {
+		rel, err := release(t, ns)
+		if err != nil || rel.Status.Provider != fledgev1.ProviderAPISIX {
+			return fmt.Sprintf("release provider = %q (err %v), want apisix", rel.Status.Provider, err)
+		}
+		return ""
+	})
 }

@@ -62,6 +62,10 @@ const (
 	propagationDelay = 500 * time.Millisecond
 	conflictDelay    = 10 * time.Second
 	unverifiedDelay  = 30 * time.Second
+	// implementationDelay is how often a route of the Gateway API provider
+	// is read again: its implementation reports in the HTTPRoute's
+	// status.parents, which fledge does not watch.
+	implementationDelay = 30 * time.Second
 )
 
 // ReleaseReconciler reconciles one application at a time, keyed by the Release's
@@ -307,6 +311,8 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 			check = conflictDelay
 		case replicas != nil && replicas.answered == 0:
 			check = unverifiedDelay
+		case provider == fledgev1.ProviderGatewayAPI && c.Status == metav1.ConditionTrue:
+			check = implementationDelay
 		}
 		if check > 0 && (after == 0 || check < after) {
 			after = check

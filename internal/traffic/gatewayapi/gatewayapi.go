@@ -98,8 +98,15 @@
 // Observe reads the route through the Router's client (which should go to
 // the API server, not a cache) and converts its spec back; a rule not in fledge's form is an error, not a guess. The
 // canary weight is the canary's share of the split rule's weights in percent
-// (exact for what fledge writes). Observe reports what the route asks for;
-// whether the Gateway accepted it is in status.parents, which it does not read.
+// (exact for what fledge writes).
+//
+// Observe also reads what the implementation says of the route in
+// status.parents: when, for one of the route's parents and for its current
+// generation, a condition Accepted or ResolvedRefs is False, the route is not
+// served as written, and Observe returns an error with the implementation's
+// reason and message (ErrNotAccepted). Parents the implementation has not
+// reported on yet, and conditions of an older generation, are not an error:
+// the read-back is then the spec alone.
 package gatewayapi
 
 import (
@@ -107,9 +114,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
@@ -139,6 +148,11 @@ const (
 // ErrNotManaged is wrapped by Ensure when the application's HTTPRoute exists
 // but was not created by fledge.
 var ErrNotManaged = errors.New("exists and is not managed by fledge")
+
+// ErrNotAccepted is wrapped by Observe when the Gateway API implementation
+// reports, in status.parents, that it does not accept or cannot resolve the
+// application's HTTPRoute.
+var ErrNotAccepted = errors.New("not accepted by the gateway")
 
 // GroupVersionKind of the objects this package writes.
 var GroupVersionKind = gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute")
@@ -385,7 +399,56 @@ func (g *Router) Observe(ctx context.Context, key traffic.Key) (traffic.Route, e
 	if err != nil {
 		return traffic.Route{}, fmt.Errorf("httproute %s: %w", key, err)
 	}
+	if msg := rejection(&hr); msg != "" {
+		return traffic.Route{}, fmt.Errorf("httproute %s: %w: %s", key, ErrNotAccepted, msg)
+	}
 	return r, nil
+}
+
+// rejection says why the implementation does not serve hr as written: the
+// Accepted=False or ResolvedRefs=False conditions of hr's current generation
+// for its parents, in status.parents order; "" when there is none.
+func rejection(hr *gatewayv1.HTTPRoute) string {
+	var msgs []string
+	for _, ps := range hr.Status.Parents {
+		if !slices.ContainsFunc(hr.Spec.ParentRefs, func(ref gatewayv1.ParentReference) bool {
+			return sameParent(ref, ps.ParentRef, hr.Namespace)
+		}) {
+			continue
+		}
+		for _, c := range ps.Conditions {
+			if c.ObservedGeneration != hr.Generation || c.Status != metav1.ConditionFalse ||
+				(c.Type != string(gatewayv1.RouteConditionAccepted) && c.Type != string(gatewayv1.RouteConditionResolvedRefs)) {
+				continue
+			}
+			msgs = append(msgs, fmt.Sprintf("parent %s (%s): %s=False (%s): %s",
+				parentName(ps.ParentRef, hr.Namespace), ps.ControllerName, c.Type, c.Reason, c.Message))
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// sameParent reports whether two parent references name the same parent,
+// with the API's defaults (group gateway.networking.k8s.io, kind Gateway,
+// the route's namespace).
+func sameParent(a, b gatewayv1.ParentReference, ns string) bool {
+	group := func(r gatewayv1.ParentReference) gatewayv1.Group {
+		return ptr.Deref(r.Group, gatewayv1.GroupName)
+	}
+	kind := func(r gatewayv1.ParentReference) gatewayv1.Kind { return ptr.Deref(r.Kind, "Gateway") }
+	namespace := func(r gatewayv1.ParentReference) gatewayv1.Namespace {
+		return ptr.Deref(r.Namespace, gatewayv1.Namespace(ns))
+	}
+	return group(a) == group(b) && kind(a) == kind(b) && namespace(a) == namespace(b) && a.Name == b.Name &&
+		ptr.Deref(a.SectionName, "") == ptr.Deref(b.SectionName, "") && ptr.Deref(a.Port, 0) == ptr.Deref(b.Port, 0)
+}
+
+func parentName(r gatewayv1.ParentReference, ns string) string {
+	s := string(ptr.Deref(r.Namespace, gatewayv1.Namespace(ns))) + "/" + string(r.Name)
+	if r.SectionName != nil {
+		s += "/" + string(*r.SectionName)
+	}
+	return s
 }
 
 // routeOf is the inverse of rulesFor (and the hostnames).

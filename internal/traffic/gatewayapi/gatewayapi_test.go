@@ -626,3 +626,69 @@ func TestRemoverObservesAndRemovesButNeverEnsures(t *testing.T) {
 		t.Errorf("after Remove, Observe = %v, want ErrNotFound", err)
 	}
 }
+
+// TestStatusParentsRejection: the implementation's word in status.parents,
+// written through the status subresource as an implementation does: Accepted
+// or ResolvedRefs False for the route's parent, at its generation, makes
+// Observe fail with the implementation's message; other parents, older
+// generations and True conditions do not.
+func TestStatusParentsRejection(t *testing.T) {
+	ns := env.Namespace(t, "gatewayapi-status")
+	r := newRouter(t, nil)
+	route := webRoute(ns, 10)
+	mustEnsure(t, r, route)
+	parent := publicGateway
+	parent.Namespace = ptr(gatewayv1.Namespace("infra"))
+	elsewhere := gatewayv1.ParentReference{Name: "elsewhere"}
+	report := func(ref gatewayv1.ParentReference, generationBehind int64, conds ...metav1.Condition) {
+		t.Helper()
+		hr := mustGet(t, route.Key)
+		for i := range conds {
+			conds[i].ObservedGeneration = hr.Generation - generationBehind
+			conds[i].LastTransitionTime = metav1.Now()
+		}
+		hr.Status.Parents = []gatewayv1.RouteParentStatus{{ParentRef: ref, ControllerName: "example.com/gateway", Conditions: conds}}
+		if err := kube.Status().Update(t.Context(), hr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cond := func(typ string, status metav1.ConditionStatus, reason, msg string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg}
+	}
+	accepted := cond("Accepted", metav1.ConditionTrue, "Accepted", "")
+	resolved := cond("ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs", "")
+
+	tests := []struct {
+		name    string
+		ref     gatewayv1.ParentReference
+		behind  int64
+		conds   []metav1.Condition
+		wantErr string // "" when Observe reads the route back
+	}{
+		{"accepted and resolved", parent, 0, []metav1.Condition{accepted, resolved}, ""},
+		{"not accepted by the listener", parent, 0, []metav1.Condition{cond("Accepted", metav1.ConditionFalse, "NotAllowedByListeners", "no listener admits namespace "+ns), resolved},
+			"parent infra/public/https (example.com/gateway): Accepted=False (NotAllowedByListeners): no listener admits namespace " + ns},
+		{"a backend it cannot resolve", parent, 0, []metav1.Condition{accepted, cond("ResolvedRefs", metav1.ConditionFalse, "BackendNotFound", "service v2 not found")},
+			"ResolvedRefs=False (BackendNotFound): service v2 not found"},
+		{"about an older generation", parent, 1, []metav1.Condition{cond("Accepted", metav1.ConditionFalse, "NotAllowedByListeners", "old")}, ""},
+		{"about a parent the route does not have", elsewhere, 0, []metav1.Condition{cond("Accepted", metav1.ConditionFalse, "NoMatchingParent", "other")}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.behind > 0 {
+				// A new generation the implementation has not seen yet.
+				mustEnsure(t, r, webRoute(ns, 20))
+			}
+			report(tc.ref, tc.behind, tc.conds...)
+			got, err := r.Observe(t.Context(), route.Key)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Observe: %v; want the route read back", err)
+			case tc.wantErr == "" && got.Host != route.Host:
+				t.Errorf("Observe = %+v; want %+v", got, route)
+			case tc.wantErr != "" && (!errors.Is(err, gatewayapi.ErrNotAccepted) || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("Observe error %v; want ErrNotAccepted with %q", err, tc.wantErr)
+			}
+		})
+	}
+}
