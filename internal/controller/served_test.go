@@ -10,7 +10,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/gateway"
@@ -151,6 +153,50 @@ func TestGatewayReplicasCache(t *testing.T) {
 		}
 		if got := hits.Load(); got != step.hits {
 			t.Errorf("step %d: %d fetches, want %d", i, got, step.hits)
+		}
+	}
+}
+
+// TestRoutedEvents: a host conflict is a Warning Event once; replicas coming
+// and going (the message's verification part) are no Event.
+func TestRoutedEvents(t *testing.T) {
+	rec := events.NewFakeRecorder(10)
+	r := &ReleaseReconciler{Recorder: rec}
+	rel := &fledgev1.Release{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	status := func(reason, msg string) *fledgev1.ReleaseStatus {
+		st := &fledgev1.ReleaseStatus{}
+		cs := metav1.ConditionTrue
+		if reason != fledgev1.ReasonRouteApplied {
+			cs = metav1.ConditionFalse
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: fledgev1.ConditionAccepted, Status: metav1.ConditionTrue, Reason: fledgev1.ReasonValid})
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: fledgev1.ConditionRouted, Status: cs, Reason: reason, Message: msg})
+		return st
+	}
+	served := "embedded serves host web -> v1:80 (100%)"
+	conflict := "host web is served by another application, TrafficRoute old/web (older), on 2 of 2 gateway replicas; web is not served there"
+	steps := []struct {
+		name   string
+		from   *fledgev1.ReleaseStatus
+		to     *fledgev1.ReleaseStatus
+		events []string
+	}{
+		{"replicas come", status(fledgev1.ReasonRouteApplied, served+"; not verified on the gateway replicas: none is ready"),
+			status(fledgev1.ReasonRouteApplied, served+"; so do all 2 ready gateway replicas"), nil},
+		{"a conflict", status(fledgev1.ReasonRouteApplied, served+"; so do all 2 ready gateway replicas"),
+			status(ReasonHostConflict, conflict), []string{"Warning HostConflict " + conflict}},
+		{"the same conflict", status(ReasonHostConflict, conflict), status(ReasonHostConflict, conflict), nil},
+		{"served again", status(ReasonHostConflict, conflict), status(fledgev1.ReasonRouteApplied, served+"; so do all 2 ready gateway replicas"),
+			[]string{"Normal Routed " + served + "; so do all 2 ready gateway replicas"}},
+	}
+	for _, s := range steps {
+		r.recordEvents(rel, nil, s.from, s.to, nil, routingPlan{})
+		var got []string
+		for len(rec.Events) > 0 {
+			got = append(got, <-rec.Events)
+		}
+		if !slices.Equal(got, s.events) {
+			t.Errorf("%s: events %q, want %q", s.name, got, s.events)
 		}
 	}
 }
