@@ -29,6 +29,8 @@ type ReleaseSpec struct {
 	// Host is the request Host the application is published under. Defaults to
 	// the Release's name.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$`
 	Host string `json:"host,omitempty"`
 	// Stable is the Service serving the current version. A Release without a
 	// stable Service is unpublished unless its canary is at 100%.

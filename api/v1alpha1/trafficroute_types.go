@@ -17,6 +17,8 @@ type BackendRef struct {
 type TrafficRouteSpec struct {
 	// Host is the request Host (without port) this route serves.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$`
 	Host string `json:"host"`
 	// Stable receives the traffic that does not go to the canary.
 	Stable BackendRef `json:"stable"`

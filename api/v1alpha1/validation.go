@@ -77,6 +77,9 @@ func (s *TrafficRouteSpec) Validate() error {
 	if s.Host == "" {
 		return fmt.Errorf("empty host %q", s.Host)
 	}
+	if err := ValidateHost(s.Host); err != nil {
+		return err
+	}
 	if err := s.Stable.Validate("stable"); err != nil {
 		return err
 	}
@@ -101,6 +104,11 @@ func (s *TrafficRouteSpec) Validate() error {
 // names exist is for the controller to see.
 func (s *ReleaseSpec) Validate() []error {
 	var errs []error
+	if s.Host != "" {
+		if err := ValidateHost(s.Host); err != nil {
+			errs = append(errs, fmt.Errorf("spec.host: %w", err))
+		}
+	}
 	if s.CanaryWeight < 0 || s.CanaryWeight > 100 {
 		errs = append(errs, fmt.Errorf("spec.canaryWeight %d: want an integer from 0 to 100", s.CanaryWeight))
 	}
@@ -118,6 +126,28 @@ func (s *ReleaseSpec) Validate() []error {
 		errs = append(errs, errors.New("spec.match is set but spec.canary is not: predicates need a canary"))
 	}
 	return errs
+}
+
+// hostPattern is a DNS name: labels of letters, digits and inner hyphens,
+// separated by dots (RFC 1123; case does not matter, as in the Host header).
+// The CRDs carry the same pattern, so that the API server refuses others.
+var hostPattern = regexp.MustCompile(`^` + HostPattern + `$`)
+
+// HostPattern is the pattern of a host served by fledge, without anchors.
+const HostPattern = `[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*`
+
+// ValidateHost checks a host an application is published under: a DNS name
+// of at most 253 characters, each label at most 63 (no port, no wildcard).
+func ValidateHost(h string) error {
+	if len(h) > 253 || !hostPattern.MatchString(h) {
+		return fmt.Errorf("invalid host %q: want a DNS name such as shop.example.com (letters, digits, hyphens and dots, at most 253 characters)", h)
+	}
+	for _, label := range strings.Split(h, ".") {
+		if len(label) > 63 {
+			return fmt.Errorf("invalid host %q: label %q is longer than 63 characters", h, label)
+		}
+	}
+	return nil
 }
 
 // ErrInvalidGatewayParent is wrapped by every ParseGatewayParent error.

@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,6 +66,9 @@ func TestTrafficRouteSpecValidate(t *testing.T) {
 		"weight 0":                  {edit: func(s *TrafficRouteSpec) { s.CanaryWeight = 0 }},
 		"weight 100":                {edit: func(s *TrafficRouteSpec) { s.CanaryWeight = 100 }},
 		"empty host":                {edit: func(s *TrafficRouteSpec) { s.Host = "" }, want: `empty host ""`},
+		"host with a space":         {edit: func(s *TrafficRouteSpec) { s.Host = "Bad Host!" }, want: `invalid host "Bad Host!"`},
+		"host with a port":          {edit: func(s *TrafficRouteSpec) { s.Host = "web.example:80" }, want: `invalid host "web.example:80"`},
+		"host in capitals":          {edit: func(s *TrafficRouteSpec) { s.Host = "Web.Example" }},
 		"stable without service":    {edit: func(s *TrafficRouteSpec) { s.Stable.Service = "" }, want: "stable: empty service"},
 		"stable port 0":             {edit: func(s *TrafficRouteSpec) { s.Stable.Port = 0 }, want: "stable: port 0 outside 1..65535"},
 		"canary port 65536":         {edit: func(s *TrafficRouteSpec) { s.Canary.Port = 65536 }, want: "canary: port 65536 outside 1..65535"},
@@ -94,6 +99,10 @@ func TestReleaseSpecValidate(t *testing.T) {
 		want []string // one part per error, in order
 	}{
 		"empty":       {},
+		"host":        {spec: ReleaseSpec{Host: "shop.example.com"}},
+		"bad host":    {spec: ReleaseSpec{Host: "Bad Host!"}, want: []string{`spec.host: invalid host "Bad Host!"`}},
+		"wildcard":    {spec: ReleaseSpec{Host: "*.example.com"}, want: []string{`spec.host: invalid host "*.example.com"`}},
+		"long label":  {spec: ReleaseSpec{Host: strings.Repeat("a", 64) + ".example"}, want: []string{"is longer than 63 characters"}},
 		"full":        {spec: ReleaseSpec{Canary: canary, CanaryWeight: 100, Match: []Predicate{{Type: PredicateQuery, Name: "q"}}, GatewayParents: []string{"infra/public/https"}}},
 		"weight":      {spec: ReleaseSpec{CanaryWeight: 101}, want: []string{"spec.canaryWeight 101: want an integer from 0 to 100"}},
 		"predicate":   {spec: ReleaseSpec{Canary: canary, Match: []Predicate{{Type: PredicateHeader, Name: "a"}, {Type: PredicateHeader, Name: "b", Match: MatchRegularExpression, Value: "("}}}, want: []string{"spec.match[1]: invalid regular expression"}},
@@ -177,6 +186,20 @@ func TestParsePercent(t *testing.T) {
 	for _, in := range []string{"", "1", "%", "-1%", "1.%", ".5%", "1 %", "1e2%"} {
 		if got, err := ParsePercent(in); err == nil {
 			t.Errorf("ParsePercent(%q) = %v; want an error", in, got)
+		}
+	}
+}
+
+// TestCRDsCarryHostPattern: the API server refuses the hosts ValidateHost
+// refuses, because the CRDs carry the same pattern.
+func TestCRDsCarryHostPattern(t *testing.T) {
+	for _, f := range []string{"fledge.dev_releases.yaml", "fledge.dev_trafficroutes.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "crds", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(raw), "pattern: ^"+HostPattern+"$") {
+			t.Errorf("%s does not carry the host pattern %q: run hack/generate.sh", f, HostPattern)
 		}
 	}
 }

@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/netns"
@@ -67,5 +71,21 @@ func TestAutoCanaryPodDies(t *testing.T) {
 		rel.Status.Auto.ConcludedAt.Sub(killed).Round(time.Millisecond), c.Status, c.ByVersion, rel.Status.Auto.Evidence)
 	if failed != 0 {
 		t.Errorf("%d client requests failed when the canary died (statuses %v), want 0", failed, c.Status)
+	}
+}
+
+// TestReleaseBadHostRefused: the API server refuses a Release whose
+// spec.host is not a DNS name, naming the field, so it never routes.
+func TestReleaseBadHostRefused(t *testing.T) {
+	a := newApp(t, "bad-host")
+	for _, host := range []string{"Bad Host!", "web.example:80", "*.example.com"} {
+		rel := &fledgev1.Release{
+			ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "bad-host"},
+			Spec:       fledgev1.ReleaseSpec{Host: host, Stable: &fledgev1.ServiceRef{Name: "v1"}},
+		}
+		err := sb.Client.Create(t.Context(), rel)
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.host") {
+			t.Errorf("creating a Release with spec.host %q: %v; want Invalid naming spec.host", host, err)
+		}
 	}
 }
