@@ -164,12 +164,17 @@ func autoFrom(svc map[string]string) (*fledgev1.AutoPolicy, *Problem) {
 			return nil, &Problem{Annotation: AutoOverride, Value: v, Err: fmt.Errorf("%w: want pause, abort or promote", ErrInvalidValue)}
 		}
 	}
-	if v, ok := svc[AutoRestart]; ok && p != nil {
+	// A restart time is checked even without automation (an invalid value is
+	// never ignored); a valid one left over after automation was turned off
+	// does nothing.
+	if v, ok := svc[AutoRestart]; ok {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
 			return nil, &Problem{Annotation: AutoRestart, Value: v, Err: fmt.Errorf("%w: want an RFC 3339 time", ErrInvalidValue)}
 		}
-		p.RestartAt = &metav1.Time{Time: t}
+		if p != nil {
+			p.RestartAt = &metav1.Time{Time: t}
+		}
 	}
 	return p, nil
 }

@@ -38,17 +38,19 @@ func TestTranslateAuto(t *testing.T) {
 		override fledgev1.Override
 		problem  string
 	}{
-		"off by default":       {ann: map[string]string{}},
-		"auto=false":           {ann: map[string]string{Auto: "false"}},
-		"auto=true":            {ann: map[string]string{Auto: "true"}, want: &fledgev1.AutoPolicy{}},
-		"policy turns it on":   {ann: map[string]string{AutoPolicy: "steps=10,50"}, want: &fledgev1.AutoPolicy{Steps: []int32{10, 50}}},
-		"override pause":       {ann: map[string]string{Auto: "true", AutoOverride: "pause"}, want: &fledgev1.AutoPolicy{}, override: fledgev1.OverridePause},
-		"auto=yes":             {ann: map[string]string{Auto: "yes"}, problem: Auto},
-		"bad policy":           {ann: map[string]string{AutoPolicy: "steps=abc"}, problem: AutoPolicy},
-		"override without it":  {ann: map[string]string{AutoOverride: "abort"}, problem: AutoOverride},
-		"unknown override":     {ann: map[string]string{Auto: "true", AutoOverride: "stop"}, problem: AutoOverride},
-		"bad restart":          {ann: map[string]string{Auto: "true", AutoRestart: "yesterday"}, problem: AutoRestart},
-		"policy with auto off": {ann: map[string]string{Auto: "false", AutoPolicy: "steps=10"}, problem: AutoPolicy},
+		"off by default":                {ann: map[string]string{}},
+		"auto=false":                    {ann: map[string]string{Auto: "false"}},
+		"auto=true":                     {ann: map[string]string{Auto: "true"}, want: &fledgev1.AutoPolicy{}},
+		"policy turns it on":            {ann: map[string]string{AutoPolicy: "steps=10,50"}, want: &fledgev1.AutoPolicy{Steps: []int32{10, 50}}},
+		"override pause":                {ann: map[string]string{Auto: "true", AutoOverride: "pause"}, want: &fledgev1.AutoPolicy{}, override: fledgev1.OverridePause},
+		"auto=yes":                      {ann: map[string]string{Auto: "yes"}, problem: Auto},
+		"bad policy":                    {ann: map[string]string{AutoPolicy: "steps=abc"}, problem: AutoPolicy},
+		"override without it":           {ann: map[string]string{AutoOverride: "abort"}, problem: AutoOverride},
+		"unknown override":              {ann: map[string]string{Auto: "true", AutoOverride: "stop"}, problem: AutoOverride},
+		"bad restart":                   {ann: map[string]string{Auto: "true", AutoRestart: "yesterday"}, problem: AutoRestart},
+		"bad restart, not automated":    {ann: map[string]string{AutoRestart: "garbage"}, problem: AutoRestart},
+		"restart left after automation": {ann: map[string]string{Auto: "false", AutoRestart: "2026-01-02T03:04:05Z"}},
+		"policy with auto off":          {ann: map[string]string{Auto: "false", AutoPolicy: "steps=10"}, problem: AutoPolicy},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
