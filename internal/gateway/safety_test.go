@@ -128,19 +128,27 @@ func TestNoResponseReachesAnotherClient(t *testing.T) {
 	}
 }
 
-// rawRequest sends raw on a new connection to addr and returns the first
-// response (its body read in full).
-func rawRequest(t *testing.T, addr, raw string) (*http.Response, string) {
+// dialRaw opens a connection to addr (closed when the test ends, with a 10 s
+// deadline) and writes raw on it.
+func dialRaw(t *testing.T, addr, raw string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// rawRequest sends raw on a new connection to addr and returns the first
+// response (its body read in full).
+func rawRequest(t *testing.T, addr, raw string) (*http.Response, string) {
+	t.Helper()
+	c := dialRaw(t, addr, raw)
 	method, _, _ := strings.Cut(raw, " ")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
@@ -173,15 +181,7 @@ func TestClientBodyErrorsAreTheClients(t *testing.T) {
 				})
 				g := singleRoute(t, opts, hostOf(t, backend.URL))
 				front, done := frontend(t, g)
-				c, err := net.Dial("tcp", hostOf(t, front.URL))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := io.WriteString(c, raw); err != nil {
-					t.Fatal(err)
-				}
+				c := dialRaw(t, hostOf(t, front.URL), raw)
 				_ = c.(*net.TCPConn).CloseWrite()
 				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 				if err != nil {
@@ -310,13 +310,7 @@ func TestNo1xxToHTTP10(t *testing.T) {
 				backend := newScriptedBackend(t, func(int, *http.Request) string { return answer })
 				g := singleRoute(t, opts, backend.addr)
 				front, _ := frontend(t, g)
-				c, err := net.Dial("tcp", hostOf(t, front.URL))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				fmt.Fprintf(c, "GET / %s\r\nHost: web.example\r\n\r\n", proto)
+				c := dialRaw(t, hostOf(t, front.URL), "GET / "+proto+"\r\nHost: web.example\r\n\r\n")
 				line, err := bufio.NewReader(c).ReadString('\n')
 				if err != nil {
 					t.Fatal(err)
@@ -518,15 +512,8 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 					_, _ = io.WriteString(w, "ok")
 				})
 				g := singleRoute(t, opts, hostOf(t, backend.URL))
-				addr := serveGateway(t, g)
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				// A valid request first: it is answered.
-				io.WriteString(c, "GET /valid HTTP/1.1\r\nHost: web.example\r\n\r\n"+raw)
+				c := dialRaw(t, serveGateway(t, g), "GET /valid HTTP/1.1\r\nHost: web.example\r\n\r\n"+raw)
 				br := bufio.NewReader(c)
 				resp, err := http.ReadResponse(br, nil)
 				if err != nil {
