@@ -34,8 +34,8 @@ func TestRedispatch(t *testing.T) {
 		wantStable, wantCanary int
 		chargedCode, reason    string
 	}{
-		"canary refuses connections": {weight: 50, wantStable: 100, chargedCode: "502", reason: "unreachable"},
-		"canary has no ready endpoint": {weight: 50, wantStable: 100, chargedCode: "503", reason: "no-endpoint"},
+		"canary refuses connections":         {weight: 50, wantStable: 100, chargedCode: "502", reason: "unreachable"},
+		"canary has no ready endpoint":       {weight: 50, wantStable: 100, chargedCode: "503", reason: "no-endpoint"},
 		"one canary endpoint of two refuses": {weight: 100, wantCanary: 100},
 	}
 	for pathName, opts := range paths {
