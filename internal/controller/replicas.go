@@ -60,10 +60,11 @@ type gatewayReplicas struct {
 	client  *http.Client
 	now     func() time.Time
 
-	// mu serialises fetches (concurrent reconciles share one) and guards last.
-	mu     sync.Mutex
-	last   []replicaAnswer
-	lastAt time.Time
+	// mu serialises fetches (concurrent reconciles share one) and guards last,
+	// the last fetch's answers, started at lastStart and done at lastEnd.
+	mu                 sync.Mutex
+	last               []replicaAnswer
+	lastStart, lastEnd time.Time
 }
 
 func newGatewayReplicas(targets metricsource.Targets) *gatewayReplicas {
@@ -78,16 +79,18 @@ func newGatewayReplicas(targets metricsource.Targets) *gatewayReplicas {
 	}
 }
 
-// answers returns every ready replica's answer: a fetch younger than
-// replicaMaxAge when fresh is false, else a new one. No ready replica is an
-// empty list; an error only when the replicas cannot be listed.
+// answers returns every ready replica's answer: a fetch done less than
+// replicaMaxAge ago when fresh is false (so that a replica that makes every
+// fetch wait for its timeout does not make every reconcile wait), else one
+// started after the call. No ready replica is an empty list; an error only
+// when the replicas cannot be listed.
 func (g *gatewayReplicas) answers(ctx context.Context, fresh bool) ([]replicaAnswer, error) {
 	start := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// A fetch that started after this call began (by a concurrent reconcile)
 	// is as fresh as one of our own.
-	if g.last != nil && (g.lastAt.After(start) || (!fresh && g.now().Sub(g.lastAt) < replicaMaxAge)) {
+	if g.last != nil && (g.lastStart.After(start) || (!fresh && g.now().Sub(g.lastEnd) < replicaMaxAge)) {
 		return g.last, nil
 	}
 	at := g.now()
@@ -101,7 +104,7 @@ func (g *gatewayReplicas) answers(ctx context.Context, fresh bool) ([]replicaAns
 		wg.Go(func() { out[i] = g.fetch(ctx, u) })
 	}
 	wg.Wait()
-	g.last, g.lastAt = out, at
+	g.last, g.lastStart, g.lastEnd = out, at, g.now()
 	return out, nil
 }
 

@@ -126,28 +126,37 @@ func routeOf(tr *fledgev1.TrafficRoute) traffic.Route {
 }
 
 // TestGatewayReplicasCache: a recent fetch is reused unless a fresh one is
-// asked for.
+// asked for; recent counts from when a fetch ended (a slow replica does not
+// make every reconcile wait for it).
 func TestGatewayReplicasCache(t *testing.T) {
 	var hits atomic.Int32
+	var clock atomic.Int64 // Unix nanoseconds
+	clock.Store(time.Now().UnixNano())
+	var slow atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
+		if slow.Load() {
+			clock.Add(int64(2 * replicaMaxAge))
+		}
 		_, _ = w.Write([]byte(`{"routes":[]}`))
 	}))
 	t.Cleanup(srv.Close)
-	clock := time.Now()
 	reps := newGatewayReplicas(metricsource.StaticTargets{srv.URL})
-	reps.now = func() time.Time { return clock }
+	reps.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	for i, step := range []struct {
-		fresh   bool
-		advance time.Duration
-		hits    int32
+		fresh, slow bool
+		advance     time.Duration
+		hits        int32
 	}{
-		{false, 0, 1},                 // first: fetched
-		{false, replicaMaxAge / 2, 1}, // recent: reused
-		{true, 0, 2},                  // fresh asked: fetched
-		{false, replicaMaxAge, 3},     // too old: fetched
+		{false, false, 0, 1},                 // first: fetched
+		{false, false, replicaMaxAge / 2, 1}, // recent: reused
+		{true, false, 0, 2},                  // fresh asked: fetched
+		{false, false, replicaMaxAge, 3},     // too old: fetched
+		{false, true, replicaMaxAge, 4},      // too old: fetched, slowly
+		{false, false, replicaMaxAge / 2, 4}, // ended recently: reused
 	} {
-		clock = clock.Add(step.advance)
+		clock.Add(int64(step.advance))
+		slow.Store(step.slow)
 		if _, err := reps.answers(t.Context(), step.fresh); err != nil {
 			t.Fatal(err)
 		}
