@@ -200,6 +200,7 @@ func servedBy(g sandbox.Gateway, host string, weight int32) bool {
 func TestRoutedWaitsForLaggingReplica(t *testing.T) {
 	proxy := startLaggingGateway(t)
 	a := canaryAt10(t, "lagging")
+	a.unpublishAtEnd(t)
 	replicas := len(sb.Gateways)
 	if replicas != 3 {
 		t.Fatalf("%d gateway replicas, want the sandbox's 2 and the lagging one", replicas)
@@ -251,6 +252,7 @@ func TestRoutedWaitsForLaggingReplica(t *testing.T) {
 // and it is served once the older one goes.
 func TestHostConflictNamesTheOlderApplication(t *testing.T) {
 	older := newApp(t, "conflict")
+	older.unpublishAtEnd(t)
 	older.service(t, "v1", "v1", map[string]string{published: older.name})
 	older.served(t, "v1", "", 0)
 	older.waitRouted(t, 15*time.Second, metav1.ConditionTrue, fledgev1.ReasonRouteApplied, 0, "so do all")
@@ -259,6 +261,7 @@ func TestHostConflictNamesTheOlderApplication(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 
 	newer := newApp(t, "conflict")
+	newer.unpublishAtEnd(t)
 	newer.service(t, "v1", "v2", map[string]string{published: newer.name})
 	newer.service(t, "v2", "v2", map[string]string{published: newer.name, canaryKey: "true", percentage: "100"})
 	olderRoute := older.ns + "/" + older.name
@@ -282,6 +285,29 @@ func TestHostConflictNamesTheOlderApplication(t *testing.T) {
 	older.kubectl(t, "delete", "service", "v1")
 	newer.served(t, "v1", "v2", 100)
 	newer.waitRouted(t, 20*time.Second, metav1.ConditionTrue, fledgev1.ReasonRouteApplied, 100, "so do all 2 ready gateway replicas")
+}
+
+// unpublishAtEnd deletes the app's Services when the test ends, so that its
+// host is free again (a test run again reuses the host).
+func (a *app) unpublishAtEnd(t *testing.T) {
+	t.Cleanup(func() {
+		if err := sb.Client.DeleteAllOf(context.Background(), &corev1.Service{}, client.InNamespace(a.ns)); err != nil {
+			t.Errorf("deleting the Services of %s: %v", a.ns, err)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var tr fledgev1.TrafficRoute
+			err := sb.Client.Get(context.Background(), client.ObjectKey{Namespace: a.ns, Name: a.name}, &tr)
+			if client.IgnoreNotFound(err) == nil && err != nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the TrafficRoute of %s/%s is still there", a.ns, a.name)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 }
 
 // releaseWarning waits for a Warning event with reason on the app's Release
