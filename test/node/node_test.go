@@ -538,7 +538,14 @@ func walkthrough(t *testing.T) {
 	}
 	rel := mustKubectl(t, "get", "releases", "-n", demoNS)
 	t.Logf("$ kubectl get releases -n %s\n%s", demoNS, rel)
-	phase := mustKubectl(t, "get", "release", "-n", demoNS, "error-page", "-o", "jsonpath={.status.phase} {.status.effectiveWeight}")
+	// The status follows what the gateway replicas serve, a moment after them.
+	var phase string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		phase = mustKubectl(t, "get", "release", "-n", demoNS, "error-page", "-o", "jsonpath={.status.phase} {.status.effectiveWeight}")
+		if phase == "Released 100" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if phase != "Released 100" {
 		t.Errorf("release error-page: phase and effective weight %q, want \"Released 100\"", phase)
 	}
