@@ -153,6 +153,7 @@ type ReleaseStatus struct {
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.desiredWeight`
 // +kubebuilder:printcolumn:name="Effective",type=integer,JSONPath=`.status.effectiveWeight`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Routed",type=string,JSONPath=`.status.conditions[?(@.type=="Routed")].reason`
 // +kubebuilder:printcolumn:name="Verdict",type=string,JSONPath=`.status.auto.reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Release struct {

@@ -280,6 +280,9 @@ func TestHostConflictNamesTheOlderApplication(t *testing.T) {
 	if err != nil || !strings.Contains(out, controller.ReasonHostConflict) || !strings.Contains(out, olderRoute) {
 		t.Errorf("kubectl describe release (err %v) does not show the conflict:\n%s", err, out)
 	}
+	if out, err := sb.Kubectl(t.Context(), "get", "release", newer.name, "-n", newer.ns); err != nil || !strings.Contains(out, "ROUTED") || !strings.Contains(out, controller.ReasonHostConflict) {
+		t.Errorf("kubectl get release (err %v) does not show the conflict in its ROUTED column:\n%s", err, out)
+	}
 
 	// The older application goes: the newer one is served, and says so.
 	older.kubectl(t, "delete", "service", "v1")
