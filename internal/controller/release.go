@@ -135,6 +135,12 @@ func (r *ReleaseReconciler) releasesForService(ctx context.Context, o client.Obj
 	var reqs []reconcile.Request
 	if app := annotations.App(svc); app != "" {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: svc.Namespace, Name: app}})
+	} else if _, ok := svc.Annotations[annotations.PublishedService]; ok {
+		// No application can be reconciled under an empty name: say so on
+		// the Service (identical Events are merged into one series).
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonInvalidAnnotation, "Validate",
+			"annotation %s=%q: %v: want an application name (a DNS name); nothing was published",
+			annotations.PublishedService, "", annotations.ErrInvalidAppName)
 	}
 	rels, err := r.releasesNaming(ctx, svc.Namespace, svc.Name)
 	if err != nil {

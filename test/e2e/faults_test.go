@@ -89,3 +89,14 @@ func TestReleaseBadHostRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyApplicationNameWarns: api7.cloud/published-service="" publishes
+// nothing and says so on the Service, naming the annotation.
+func TestEmptyApplicationNameWarns(t *testing.T) {
+	a := newApp(t, "empty-app")
+	a.service(t, "v1", "v1", map[string]string{published: ""})
+	a.warning(t, "v1", published+`=""`, "want an application name", "nothing was published")
+	if n, _ := countObjects(t, a.ns); n != 0 {
+		t.Errorf("%d TrafficRoutes in the namespace, want none", n)
+	}
+}
