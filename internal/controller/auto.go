@@ -32,6 +32,9 @@ func (r *ReleaseReconciler) measureAuto(ctx context.Context, rel *fledgev1.Relea
 	if err != nil {
 		return nil
 	}
+	if err := r.sourceEnabled(policy.MetricSource); err != nil {
+		return &measurement{unavailable: err}
+	}
 	st, measure, _ := strategy.Begin(policy, spec.Canary.Name, rel.Status.Auto, now)
 	if !measure {
 		return nil
@@ -48,6 +51,19 @@ func (r *ReleaseReconciler) autoRequeue(out *strategy.Outcome) time.Duration {
 		return 0
 	}
 	return r.analysisInterval()
+}
+
+// sourceEnabled reports an error when the metric source a policy names (or
+// the default) is not enabled in this controller: such a Release is not
+// accepted, rather than started and judged inconclusive for ever.
+func (r *ReleaseReconciler) sourceEnabled(name fledgev1.MetricSource) error {
+	if name == "" {
+		name = r.DefaultMetricSource
+	}
+	if _, ok := r.MetricSources[name]; !ok {
+		return fmt.Errorf("spec.auto.metricSource %q is not enabled in this controller (start it with --metric-source=%s and its flags)", name, name)
+	}
+	return nil
 }
 
 func (r *ReleaseReconciler) measure(ctx context.Context, rel *fledgev1.Release, p strategy.Policy, stableSvc, canarySvc string, start time.Time) (*analysis.Window, error) {

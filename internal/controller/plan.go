@@ -34,6 +34,9 @@ type routingPlan struct {
 type measurement struct {
 	window *analysis.Window
 	err    error
+	// unavailable: the policy's metric source is not enabled in this
+	// controller; the Release is not accepted and its traffic held.
+	unavailable error
 }
 
 // plan decides, without I/O, the routing of a Release from its spec, the
@@ -69,6 +72,9 @@ func plan(rel *fledgev1.Release, services map[string]*corev1.Service, m *measure
 	}
 	if stable != nil && canary != nil && stable.Service == canary.Service {
 		problems = append(problems, fmt.Sprintf("spec.stable and spec.canary are both Service %q", stable.Service))
+	}
+	if m != nil && m.unavailable != nil && spec.Auto != nil {
+		problems = append(problems, m.unavailable.Error())
 	}
 	if len(problems) > 0 {
 		return routingPlan{hold: true, problems: problems}

@@ -13,6 +13,7 @@ import (
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/analysis"
 	"github.com/fledge-dev/fledge/internal/annotations"
+	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/strategy"
 	"github.com/fledge-dev/fledge/internal/traffic"
 )
@@ -119,6 +120,11 @@ func TestPlan(t *testing.T) {
 			m:          &measurement{err: errors.New("no gateway replica answers")},
 			want:       &traffic.Route{Key: key, Host: "web", Stable: v1, Canary: &v2, CanaryWeight: 10},
 			autoWeight: 10,
+		},
+		"automated, metric source not enabled: not accepted, traffic held": {
+			spec: fledgev1.ReleaseSpec{Stable: ref("v1", 0), Canary: ref("v2", 0), Auto: auto(fledgev1.AutoPolicy{MetricSource: fledgev1.MetricSourcePrometheus})},
+			m:    &measurement{unavailable: errors.New(`spec.auto.metricSource "prometheus" is not enabled in this controller`)},
+			hold: true, problem: `spec.auto.metricSource "prometheus" is not enabled`,
 		},
 		"automated, promoted by override": {
 			spec:       fledgev1.ReleaseSpec{Stable: ref("v1", 0), Canary: ref("v2", 0), Auto: auto(fledgev1.AutoPolicy{Override: fledgev1.OverridePromote})},
@@ -376,5 +382,21 @@ func TestNextStatus(t *testing.T) {
 				t.Errorf("status.auto %+v; want it set: %v", st.Auto, tc.plan.auto != nil)
 			}
 		})
+	}
+}
+
+// TestSourceEnabled: a policy naming a metric source this controller does not
+// run is refused (the default source stands in when it names none).
+func TestSourceEnabled(t *testing.T) {
+	r := &ReleaseReconciler{MetricSources: map[fledgev1.MetricSource]metricsource.Source{fledgev1.MetricSourceBuiltin: nil},
+		DefaultMetricSource: fledgev1.MetricSourceBuiltin}
+	if err := r.sourceEnabled(""); err != nil {
+		t.Errorf("default source: %v", err)
+	}
+	if err := r.sourceEnabled(fledgev1.MetricSourceBuiltin); err != nil {
+		t.Errorf("builtin: %v", err)
+	}
+	if err := r.sourceEnabled(fledgev1.MetricSourcePrometheus); err == nil || !strings.Contains(err.Error(), `"prometheus" is not enabled`) {
+		t.Errorf("prometheus without it: %v, want not enabled", err)
 	}
 }
