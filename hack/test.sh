@@ -25,10 +25,12 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 go test -count=1 -timeout 30m -v "$@" ./... >"$log" 2>&1 || status=$?
-# Short fuzz runs of the data path (their seed corpora already ran above).
+# Short fuzz runs of the data path and of the annotation parsers (their seed
+# corpora already ran above).
 # FLEDGE_FUZZTIME sets each run's length.
 echo "== fuzz (${FLEDGE_FUZZTIME:-20s} each)" >&2
-for spec in FuzzGateway:./internal/gateway FuzzWrap:./internal/gateway/framing; do
+for spec in FuzzGateway:./internal/gateway FuzzWrap:./internal/gateway/framing \
+  FuzzTranslate:./internal/annotations FuzzParseMatch:./internal/annotations; do
   target=${spec%%:*} pkg=${spec#*:}
   if go test -run '^$' -fuzz "^$target\$" -fuzztime "${FLEDGE_FUZZTIME:-20s}" "$pkg" >>"$log" 2>&1; then
     echo "--- PASS: $target (fuzzing ${FLEDGE_FUZZTIME:-20s})" >>"$log"
