@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +16,9 @@ import (
 	"github.com/fledge-dev/fledge/internal/netns"
 )
 
+// dyingPods numbers the pods TestAutoCanaryPodDies kills.
+var dyingPods atomic.Int64
+
 // TestAutoCanaryPodDies: the canary's process is killed mid-step while its
 // EndpointSlice still says ready (as between a crash and the kubelet's next
 // probe). Under 100 requests/s no client sees an error (the gateway cannot
@@ -22,7 +27,8 @@ import (
 // gateway charges the canary with each request it could not take).
 func TestAutoCanaryPodDies(t *testing.T) {
 	ctx := t.Context()
-	pod, err := sb.Net.AddPod(ctx, "dying-v2")
+	name := fmt.Sprintf("dying-v2-%d", dyingPods.Add(1)) // a pod name is taken for the sandbox's life
+	pod, err := sb.Net.AddPod(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,10 +41,11 @@ func TestAutoCanaryPodDies(t *testing.T) {
 	if err := pod.WaitHTTP(wctx, 9011, "/healthz"); err != nil {
 		t.Fatal(err)
 	}
-	pods["dying-v2"] = pod
-	t.Cleanup(func() { delete(pods, "dying-v2") })
+	pods[name] = pod
+	t.Cleanup(func() { delete(pods, name) })
 
-	a, load := autoApp(t, "auto-dies", "dying-v2", "steps=10,50; step-duration=60s")
+	a, load := autoApp(t, "auto-dies", name, "steps=10,50; step-duration=60s")
+	a.unpublishAtEnd(t) // the host is free again for another run
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if _, ok := load.FirstAnswer("v2"); ok {
 			break
