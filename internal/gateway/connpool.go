@@ -150,10 +150,7 @@ func (p *connPool) expire() {
 		p.armed = false
 	}
 	p.mu.Unlock()
-	p.budget.n.Add(-int64(len(old)))
-	for _, bc := range old {
-		bc.close()
-	}
+	p.discard(old)
 }
 
 // closeIdle closes the idle connections.
@@ -166,6 +163,12 @@ func (p *connPool) closeIdle() {
 	}
 	p.armed = false
 	p.mu.Unlock()
+	p.discard(old)
+}
+
+// discard closes connections taken out of the idle list and gives their
+// places in the idle budget back.
+func (p *connPool) discard(old []*backendConn) {
 	p.budget.n.Add(-int64(len(old)))
 	for _, bc := range old {
 		bc.close()

@@ -203,7 +203,8 @@ func stripListed(res *http.Response) error {
 // client's request body broke (not the backend's failure), 499 when the
 // client is gone, 504 after a timeout, else 502.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, addr string, err error) {
-	if rec, ok := w.(*recorder); ok && rec.body != nil {
+	rec, _ := w.(*recorder) // always, through ServeHTTP
+	if rec != nil && rec.body != nil {
 		if berr := rec.body.failure(); berr != nil {
 			rec.clientError = true
 			badRequest(w, &clientError{berr})
@@ -214,12 +215,12 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, addr string
 		w.WriteHeader(statusClientClosedRequest)
 		return
 	}
-	if rec, ok := w.(*recorder); ok && rec.code == 0 && isDialError(err) {
-		rec.dialErr = err // ServeHTTP tries elsewhere
-		return
-	}
 	service := ""
-	if rec, ok := w.(*recorder); ok {
+	if rec != nil {
+		if rec.code == 0 && isDialError(err) {
+			rec.dialErr = err // ServeHTTP tries elsewhere
+			return
+		}
 		service = rec.service
 	}
 	g.backendFailed(r, service, addr, err)
