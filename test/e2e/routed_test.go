@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -317,24 +316,5 @@ func (a *app) unpublishAtEnd(t *testing.T) {
 // whose note has every part.
 func (a *app) releaseWarning(t *testing.T, reason string, parts ...string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var notes []string
-	for time.Now().Before(deadline) {
-		var list eventsv1.EventList
-		if err := sb.Client.List(t.Context(), &list, client.InNamespace(a.ns)); err != nil {
-			t.Fatal(err)
-		}
-		notes = notes[:0]
-		for _, e := range list.Items {
-			if e.Type != corev1.EventTypeWarning || e.Regarding.Kind != "Release" || e.Regarding.Name != a.name {
-				continue
-			}
-			notes = append(notes, e.Reason+": "+e.Note)
-			if e.Reason == reason && containsAll(e.Note, parts) {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no Warning %s event on Release %s containing %q; warnings: %q", reason, a.name, parts, notes)
+	a.waitWarning(t, "Release", a.name, reason, parts...)
 }

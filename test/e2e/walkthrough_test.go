@@ -109,6 +109,14 @@ func (a *app) served(t *testing.T, stable, canary string, weight int32) {
 // warning waits for a Warning event about Service svc whose note has all parts.
 func (a *app) warning(t *testing.T, svc string, parts ...string) {
 	t.Helper()
+	a.waitWarning(t, "Service", svc, "", parts...)
+}
+
+// waitWarning waits up to 15 s for a Warning event in the app's namespace
+// about the object kind/name, with reason (any when empty), whose note has
+// every part.
+func (a *app) waitWarning(t *testing.T, kind, name, reason string, parts ...string) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var notes []string
 	for time.Now().Before(deadline) {
@@ -118,17 +126,17 @@ func (a *app) warning(t *testing.T, svc string, parts ...string) {
 		}
 		notes = notes[:0]
 		for _, e := range list.Items {
-			if e.Type != corev1.EventTypeWarning || e.Regarding.Kind != "Service" || e.Regarding.Name != svc {
+			if e.Type != corev1.EventTypeWarning || e.Regarding.Kind != kind || e.Regarding.Name != name {
 				continue
 			}
-			notes = append(notes, e.Note)
-			if containsAll(e.Note, parts) {
+			notes = append(notes, e.Reason+": "+e.Note)
+			if (reason == "" || e.Reason == reason) && containsAll(e.Note, parts) {
 				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no Warning event on Service %s containing %q; warnings: %q", svc, parts, notes)
+	t.Fatalf("no Warning %s event on %s %s containing %q; warnings: %q", reason, kind, name, parts, notes)
 }
 
 func containsAll(s string, parts []string) bool {
