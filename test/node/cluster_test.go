@@ -307,13 +307,33 @@ func restartGateway(t *testing.T) {
 	l.report(t, "100 requests/s through the gateway Service during its rollout restart")
 }
 
+// leaseHolder returns the Pod holding the controller's Lease (its identity
+// is POD_UUID).
 func leaseHolder(ctx context.Context) (string, error) {
-	h, err := kubectl(ctx, "get", "lease", "-n", systemNS, "fledge-controller", "-o", "jsonpath={.spec.holderIdentity}")
+	h, err := leaseHolderIdentity(ctx)
 	if err != nil {
 		return "", err
 	}
 	pod, _, _ := strings.Cut(h, "_")
 	return pod, nil
+}
+
+// newLeaseHolder waits until holder (leaseHolder or leaseHolderIdentity)
+// names another than old, and returns it.
+func newLeaseHolder(t *testing.T, what, old string, holder func(context.Context) (string, error)) string {
+	t.Helper()
+	var h string
+	eventually(t, 90*time.Second, what, func() error {
+		var err error
+		if h, err = holder(t.Context()); err != nil {
+			return err
+		}
+		if h == "" || h == old {
+			return fmt.Errorf("holder %q", h)
+		}
+		return nil
+	})
+	return h
 }
 
 func killLeader(t *testing.T) {
@@ -327,17 +347,7 @@ func killLeader(t *testing.T) {
 	// releases its Lease on the way out.
 	mustKubectl(t, "delete", "pod", "-n", systemNS, leader, "--grace-period=0", "--force")
 	canaryAt(t, "error-page-v2", 20)
-	var holder string
-	eventually(t, 90*time.Second, "another controller taking the Lease", func() error {
-		var err error
-		if holder, err = leaseHolder(t.Context()); err != nil {
-			return err
-		}
-		if holder == "" || holder == leader {
-			return fmt.Errorf("holder %q", holder)
-		}
-		return nil
-	})
+	holder := newLeaseHolder(t, "another controller taking the Lease", leader, leaseHolder)
 	took := time.Since(start)
 	waitServed(t, "error-page", "error-page-v1", "error-page-v2", 20, 1, 3)
 	t.Logf("leader %s killed: %s held the Lease after %.1fs, and the change made meanwhile (10%% -> 20%%) was served after %.1fs",
@@ -382,17 +392,7 @@ func sigkillLeader(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	canaryAt(t, "error-page-v2", 30)
-	var holder string
-	eventually(t, 90*time.Second, "another controller process taking the Lease", func() error {
-		var err error
-		if holder, err = leaseHolderIdentity(t.Context()); err != nil {
-			return err
-		}
-		if holder == "" || holder == identity {
-			return fmt.Errorf("holder %q", holder)
-		}
-		return nil
-	})
+	holder := newLeaseHolder(t, "another controller process taking the Lease", identity, leaseHolderIdentity)
 	took := time.Since(start)
 	waitServed(t, "error-page", "error-page-v1", "error-page-v2", 30, 1, 3)
 	t.Logf("leader process %s SIGKILLed: %s held the %v Lease after %.1fs, and the change made meanwhile (20%% -> 30%%) was served after %.1fs",
