@@ -5,19 +5,29 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/fledge-dev/fledge/internal/ctl"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func newRootCommand() *cobra.Command {
-	zapOpts := zap.Options{}
+// pluginName is the name kubectl finds fledge by on the PATH: installed or
+// linked under it, fledge is `kubectl fledge`.
+const pluginName = "kubectl-fledge"
+
+// newRootCommand is fledge's command tree; invokedAs is the program's name
+// (os.Args[0]), which names the commands in help as kubectl does for a plugin.
+func newRootCommand(invokedAs string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fledge",
 		Short: "Automated canary releases for Kubernetes",
@@ -25,16 +35,19 @@ func newRootCommand() *cobra.Command {
 between a stable and a canary version: by annotation, by predicate, or on its own.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// The CLI's commands log nothing of their own; controller-runtime's
+		// client wants a logger all the same.
 		PersistentPreRun: func(*cobra.Command, []string) {
-			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 		},
 	}
-	gofs := flag.NewFlagSet("log", flag.ContinueOnError)
-	zapOpts.BindFlags(gofs)
-	root.PersistentFlags().AddGoFlagSet(gofs)
-	root.AddCommand(newActionCommands()...)
+	if strings.TrimSuffix(filepath.Base(invokedAs), ".exe") == pluginName {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl fledge"}
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return ctl.Exit(ctl.ExitUsage, err) })
+	root.AddCommand(newCLICommands()...)
 	root.AddCommand(newBenchCommand())
-	root.AddCommand(newControllerCommand(), newGatewayCommand(), newErrorPageCommand(),
+	root.AddCommand(withLogFlags(newControllerCommand()), withLogFlags(newGatewayCommand()), withLogFlags(newErrorPageCommand()),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print fledge's version",
@@ -42,6 +55,17 @@ between a stable and a canary version: by annotation, by predicate, or on its ow
 			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
 		})
 	return root
+}
+
+// withLogFlags gives a long-running command the logging (--zap-*) flags;
+// the CLI's commands have none, so their help shows only what a user needs.
+func withLogFlags(cmd *cobra.Command) *cobra.Command {
+	zapOpts := zap.Options{}
+	gofs := flag.NewFlagSet("log", flag.ContinueOnError)
+	zapOpts.BindFlags(gofs)
+	cmd.Flags().AddGoFlagSet(gofs)
+	cmd.PreRun = func(*cobra.Command, []string) { ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts))) }
+	return cmd
 }
 
 // restConfig loads the cluster configuration: the --kubeconfig file, else the
