@@ -8,6 +8,8 @@ export PATH="/usr/local/go/bin:$PATH"
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v prometheus >/dev/null || need+=(prometheus)
+# The live view's test drives `fledge status --watch` in a terminal.
+command -v tmux >/dev/null || need+=(tmux)
 # The real node (hack/cluster.sh) and its images (hack/image.sh).
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
