@@ -226,17 +226,26 @@ func Render(f Frame) []string {
 	lines = append(lines, "")
 	a := st.Auto
 	window := f.Stable.Seconds
-	if a != nil && a.Current != nil {
+	var step *fledgev1.StepCounts
+	stepName := "this step"
+	if a != nil {
+		step = a.Current
+		if step == nil && len(a.Steps) > 0 {
+			step = &a.Steps[len(a.Steps)-1]
+			stepName = fmt.Sprintf("step at %d%%", step.Weight)
+		}
+	}
+	if step != nil {
 		over := "last window"
 		if window > 0 {
 			over = fmt.Sprintf("last %.0fs", window)
 		}
-		add("%-8s %9s %18s %9s %9s   %s", over, "req/s", "errors", "p50", "p99", "this step: requests  errors")
+		add("%-11s %9s %18s %9s %9s   %19s  %6s", over, "req/s", "errors", "p50", "p99", stepName+": requests", "errors")
 		row := func(name string, r Rate, step fledgev1.SampleCounts) {
-			add("%-8s %9s %18s %9s %9s   %19d  %6d", name, perSecond(r), errorRate(r), latency(r.P50), latency(r.P99), step.Requests, step.Errors)
+			add("%-11s %9s %18s %9s %9s   %19d  %6d", name, perSecond(r), errorRate(r), latency(r.P50), latency(r.P99), step.Requests, step.Errors)
 		}
-		row("stable", f.Stable, a.Current.Stable)
-		row("canary", f.Canary, a.Current.Canary)
+		row("stable", f.Stable, step.Stable)
+		row("canary", f.Canary, step.Canary)
 	} else {
 		add("no measurement of the current step yet")
 	}

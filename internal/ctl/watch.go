@@ -156,10 +156,16 @@ func recentEvents(ctx context.Context, c client.Client, rel *fledgev1.Release) (
 			services[r.Name] = true
 		}
 	}
+	// A decision is recorded about the Release and about its canary Service:
+	// show it once.
 	var out []eventsv1.Event
+	seen := map[string]bool{}
 	for _, e := range list.Items {
 		if (e.Regarding.Kind == "Release" && e.Regarding.Name == rel.Name) || (e.Regarding.Kind == "Service" && services[e.Regarding.Name]) {
-			out = append(out, e)
+			if key := e.Type + e.Reason + e.Note; !seen[key] {
+				seen[key] = true
+				out = append(out, e)
+			}
 		}
 	}
 	slices.SortStableFunc(out, func(a, b eventsv1.Event) int { return EventTime(a).Compare(EventTime(b)) })
