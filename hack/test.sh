@@ -25,6 +25,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 go test -count=1 -timeout 30m -v "$@" ./... >"$log" 2>&1 || status=$?
+# The Grafana dashboard's PromQL, parsed by Prometheus' parser and checked
+# against fledge's registries: a module of its own (hack/dashboards/go.mod).
+echo "== dashboards (hack/dashboards)" >&2
+(cd hack/dashboards && go vet ./... && go test -count=1 -v ./...) >>"$log" 2>&1 || status=$?
 # Short fuzz runs of the data path and of the annotation parsers (their seed
 # corpora already ran above).
 # FLEDGE_FUZZTIME sets each run's length.

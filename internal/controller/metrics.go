@@ -1,26 +1,52 @@
 package controller
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 )
 
+// Names and labels of the controller's own metrics. MetricLabels lists them
+// for dashboards' checks.
+const (
+	MetricCanaryWeight = "fledge_release_canary_weight"
+	MetricPhase        = "fledge_release_phase"
+	MetricDecisions    = "fledge_release_decisions_total"
+)
+
+var metricLabels = map[string][]string{
+	MetricCanaryWeight: {"namespace", "release"},
+	MetricPhase:        {"namespace", "release", "phase"},
+	MetricDecisions:    {"namespace", "release", "reason"},
+}
+
+// MetricLabels returns the controller's metrics, each with its labels: the
+// ones the collectors are built with.
+func MetricLabels() map[string][]string {
+	out := make(map[string][]string, len(metricLabels))
+	for k, v := range metricLabels {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
 // The controller's own metrics, served with controller-runtime's on --metrics-addr.
 var (
 	canaryWeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fledge_release_canary_weight",
+		Name: MetricCanaryWeight,
 		Help: "Canary weight (percent) the provider reports it serves, per Release.",
-	}, []string{"namespace", "release"})
+	}, metricLabels[MetricCanaryWeight])
 	releasePhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "fledge_release_phase",
+		Name: MetricPhase,
 		Help: "1 for the Release's current phase, 0 for the others.",
-	}, []string{"namespace", "release", "phase"})
+	}, metricLabels[MetricPhase])
 	decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "fledge_release_decisions_total",
+		Name: MetricDecisions,
 		Help: "Decisions of automated releases, by reason (AnalysisStarted, StepUp, Promoted, RolledBack, Paused, Resumed).",
-	}, []string{"namespace", "release", "reason"})
+	}, metricLabels[MetricDecisions])
 )
 
 var phases = []fledgev1.Phase{fledgev1.PhaseStable, fledgev1.PhaseCanary, fledgev1.PhaseReleased, fledgev1.PhaseUnpublished,
