@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -26,6 +27,7 @@ type controllerFlags struct {
 	kubeconfig     string
 	provider       string
 	verifyReplicas bool
+	notifySecrets  []string
 	opts           controller.Options
 
 	providers providerFlags
@@ -90,6 +92,10 @@ func (f *controllerFlags) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.opts.AnalysisInterval, "analysis-interval", controller.DefaultAnalysisInterval, "how often running automated releases are judged")
 	fs.BoolVar(&f.verifyReplicas, "verify-gateway-replicas", true,
 		"embedded provider: Routed and effectiveWeight are what the ready gateway replicas serve (their /routes, on the endpoints of --gateway-metrics-service); false: the TrafficRoute read back")
+	fs.StringArrayVar(&f.notifySecrets, "notify-secret", nil,
+		"namespace/name of a Secret (key url, optional key format: json or slack) whose webhook is told of every automated release's decisions; repeatable")
+	fs.IntVar(&f.opts.Notify.Attempts, "notify-attempts", 5, "attempts to deliver one notification before a Warning Event")
+	fs.DurationVar(&f.opts.Notify.Backoff, "notify-backoff", time.Second, "wait before the second attempt of a notification, doubled for each later one")
 	f.providers.bind(fs)
 	f.metrics.bind(fs)
 }
@@ -113,6 +119,16 @@ func (f *controllerFlags) validate() (controllerConfig, error) {
 	}
 	if c.opts.AnalysisInterval <= 0 {
 		return controllerConfig{}, fmt.Errorf("--analysis-interval %v: must be positive", c.opts.AnalysisInterval)
+	}
+	for _, v := range f.notifySecrets {
+		ref, err := namespacedName("--notify-secret", v)
+		if err != nil {
+			return controllerConfig{}, err
+		}
+		c.opts.NotifyDefaults = append(c.opts.NotifyDefaults, ref)
+	}
+	if c.opts.Notify.Attempts < 1 || c.opts.Notify.Backoff <= 0 {
+		return controllerConfig{}, fmt.Errorf("--notify-attempts %d, --notify-backoff %v: want at least 1 and a positive duration", c.opts.Notify.Attempts, c.opts.Notify.Backoff)
 	}
 	if c.providers, err = f.providers.validate(p); err != nil {
 		return controllerConfig{}, err

@@ -167,4 +167,5 @@ func (r *ReleaseReconciler) recordDecision(rel *fledgev1.Release, canary *corev1
 	if canary != nil {
 		r.Recorder.Eventf(canary, rel, typ, dec.Reason, "Analyze", "%s", dec.Message)
 	}
+	r.notify(rel, canary, out)
 }

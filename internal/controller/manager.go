@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -19,6 +22,7 @@ import (
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/metricsource"
+	"github.com/fledge-dev/fledge/internal/notify"
 	"github.com/fledge-dev/fledge/internal/traffic"
 )
 
@@ -68,6 +72,13 @@ type Options struct {
 	// and the TrafficRoute's read-back only while none answers. Nil: the
 	// TrafficRoute's read-back alone.
 	GatewayReplicas func(r client.Reader) metricsource.Targets
+	// NotifyDefaults are Secrets (key url, optional key format) whose
+	// webhooks are told of every automated release's decisions, besides the
+	// ones an application names in its fledge.dev/notify annotation.
+	NotifyDefaults []types.NamespacedName
+	// Notify tunes the delivery of notifications (retries, backoff); its
+	// OnFailure is the controller's (a Warning Event).
+	Notify notify.Options
 	// AnalysisInterval is how often running automated releases are judged
 	// (default 1s).
 	AnalysisInterval time.Duration
@@ -192,6 +203,21 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.GatewayReplicas != nil {
 		rec.GatewayReplicas = opts.GatewayReplicas(mgr.GetAPIReader())
 	}
+	nopts := opts.Notify
+	log := ctrl.Log.WithName("notify")
+	nopts.OnFailure = func(n notify.Notification, t notify.Target, err error) {
+		// The target's name is its Secret's, never its URL.
+		log.Info("notification failed", "release", klog.KRef(n.Namespace, n.App), "decision", n.Decision, "target", t.Name, "error", err.Error())
+		if rel, ok := n.Ref.(*fledgev1.Release); ok {
+			rec.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonNotificationFailed, "Notify",
+				"could not tell %s of decision %s: %v", t.Name, n.Decision, err)
+		}
+	}
+	notifier := notify.New(nopts)
+	if err := mgr.Add(notifier); err != nil {
+		return err
+	}
+	rec.Notify = &Notifications{Sender: notifier, Secrets: mgr.GetAPIReader(), Defaults: opts.NotifyDefaults}
 	if opts.SkipNameValidation {
 		rec.skipNameValidation = true
 	}

@@ -90,6 +90,8 @@ type ReleaseReconciler struct {
 	// the embedded provider's Routed and effectiveWeight are then what they
 	// serve. Nil: the TrafficRoute's read-back alone.
 	GatewayReplicas metricsource.Targets
+	// Notify, when set, sends the automation's decisions to webhooks.
+	Notify *Notifications
 
 	skipNameValidation bool
 	replicasOnce       sync.Once

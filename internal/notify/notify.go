@@ -85,6 +85,19 @@ type Notification struct {
 	Stable *Counts   `json:"stable,omitempty"`
 	Canary *Counts   `json:"canary,omitempty"`
 	Time   time.Time `json:"time"`
+	// Ref is the caller's, given back to OnFailure; not sent.
+	Ref any `json:"-"`
+}
+
+// Resolver returns the targets of a notification, read when it is
+// delivered (so that reading them never blocks Send); the errors name the
+// targets it could not read.
+type Resolver func(ctx context.Context) ([]Target, []TargetError)
+
+// TargetError is a target that could not be read.
+type TargetError struct {
+	Target Target
+	Err    error
 }
 
 // Payload is the body posted to a webhook of format f.
@@ -148,8 +161,9 @@ type Notifier struct {
 }
 
 type delivery struct {
-	n Notification
-	t Target
+	n       Notification
+	t       Target
+	resolve Resolver
 }
 
 // New returns a Notifier; Run starts its workers.
@@ -182,10 +196,19 @@ func New(opts Options) *Notifier {
 func (s *Notifier) Send(n Notification, targets ...Target) {
 	for _, t := range targets {
 		select {
-		case s.queue <- delivery{n, t}:
+		case s.queue <- delivery{n: n, t: t}:
 		default:
 			s.failed(n, t, errors.New("dropped: the notification queue is full"))
 		}
+	}
+}
+
+// SendTo queues n for the targets resolve returns, and returns at once.
+func (s *Notifier) SendTo(n Notification, resolve Resolver) {
+	select {
+	case s.queue <- delivery{n: n, resolve: resolve}:
+	default:
+		s.failed(n, Target{Name: "its webhooks"}, errors.New("dropped: the notification queue is full"))
 	}
 }
 
@@ -218,6 +241,16 @@ func (s *Notifier) failed(n Notification, t Target, err error) {
 }
 
 func (s *Notifier) deliver(ctx context.Context, d delivery) {
+	if d.resolve != nil {
+		targets, errs := d.resolve(ctx)
+		for _, e := range errs {
+			s.failed(d.n, e.Target, e.Err)
+		}
+		for _, t := range targets {
+			s.deliver(ctx, delivery{n: d.n, t: t})
+		}
+		return
+	}
 	body, err := Payload(d.n, d.t.Format)
 	if err != nil {
 		s.failed(d.n, d.t, err)

@@ -107,7 +107,7 @@ func TestSlackPayload(t *testing.T) {
 	var got struct {
 		Text   string `json:"text"`
 		Blocks []struct {
-			Type   string `json:"type"`
+			Type   string                  `json:"type"`
 			Fields []struct{ Text string } `json:"fields"`
 		} `json:"blocks"`
 	}

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/fledge-dev/fledge/internal/controller"
 	"github.com/fledge-dev/fledge/internal/netns"
+	"github.com/fledge-dev/fledge/internal/notify"
 	"github.com/fledge-dev/fledge/internal/sandbox"
 )
 
@@ -52,7 +55,10 @@ func run(m *testing.M) int {
 	logger := testLogger()
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
-	sb, err = sandbox.Start(ctx, sandbox.Options{Binary: bin, NetPrefix: "fle2e", Progress: os.Stderr, Logger: logger, GatewayReplicas: 2, Prometheus: true})
+	sb, err = sandbox.Start(ctx, sandbox.Options{Binary: bin, NetPrefix: "fle2e", Progress: os.Stderr, Logger: logger, GatewayReplicas: 2, Prometheus: true,
+		// Notifications give up sooner than by default (5 attempts from 1s), so that
+		// a receiver that is down is a Warning Event within seconds.
+		Controller: controller.Options{Notify: notify.Options{Attempts: 3, Backoff: 200 * time.Millisecond}}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: starting the sandbox:", err)
 		return 1

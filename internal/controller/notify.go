@@ -1,0 +1,119 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/annotations"
+	"github.com/fledge-dev/fledge/internal/notify"
+	"github.com/fledge-dev/fledge/internal/strategy"
+)
+
+// ReasonNotificationFailed is the Warning Event of a decision that could not
+// be delivered to a webhook (every attempt failed, or its Secret is unusable).
+const ReasonNotificationFailed = "NotificationFailed"
+
+// Keys of a notification Secret.
+const (
+	NotifySecretURL    = "url"
+	NotifySecretFormat = "format"
+)
+
+// Notifications send the automation's decisions to webhooks.
+type Notifications struct {
+	// Sender delivers in the background (notify.Notifier).
+	Sender interface {
+		SendTo(notify.Notification, notify.Resolver)
+	}
+	// Secrets reads the webhooks' Secrets, uncached: the controller may get
+	// a Secret by name, never list or watch them.
+	Secrets client.Reader
+	// Defaults are Secrets told of every application's decisions.
+	Defaults []types.NamespacedName
+}
+
+// notify sends dec about rel to the webhooks of its fledge.dev/notify
+// annotation (on the Release, else its canary Service) and the defaults. It
+// returns at once: the Secrets are read and the webhooks posted to by the
+// Sender's workers.
+func (r *ReleaseReconciler) notify(rel *fledgev1.Release, canary *corev1.Service, out *strategy.Outcome) {
+	n := r.Notify
+	if n == nil || n.Sender == nil || out == nil || out.Decision == nil {
+		return
+	}
+	from := rel.Status.EffectiveWeight
+	if a := rel.Status.Auto; a != nil {
+		from = a.Weight
+	}
+	note := notify.Notification{
+		App: rel.Name, Namespace: rel.Namespace, Decision: out.Decision.Reason, Warning: out.Decision.Warning,
+		FromWeight: from, ToWeight: out.State.Weight, Verdict: out.State.Verdict, Reason: out.State.Reason,
+		Message: out.Decision.Message, Time: r.now(),
+		Ref: &fledgev1.Release{TypeMeta: rel.TypeMeta, ObjectMeta: *rel.ObjectMeta.DeepCopy()},
+	}
+	counts := out.State.Current
+	if counts == nil && len(out.State.Steps) > 0 && out.Decision.Reason != strategy.ReasonStarted {
+		counts = &out.State.Steps[len(out.State.Steps)-1]
+	}
+	if counts != nil {
+		note.Stable = &notify.Counts{Requests: counts.Stable.Requests, Errors: counts.Stable.Errors}
+		note.Canary = &notify.Counts{Requests: counts.Canary.Requests, Errors: counts.Canary.Errors}
+	}
+	annotation, where := rel.Annotations[annotations.Notify], "Release "+rel.Namespace+"/"+rel.Name
+	if _, ok := rel.Annotations[annotations.Notify]; !ok && canary != nil {
+		annotation, where = canary.Annotations[annotations.Notify], "Service "+canary.Namespace+"/"+canary.Name
+	}
+	var refs []types.NamespacedName
+	var problems []notify.TargetError
+	if strings.TrimSpace(annotation) != "" {
+		names, err := annotations.ParseNotify(annotation)
+		if err != nil {
+			problems = append(problems, notify.TargetError{Target: notify.Target{Name: "annotation " + annotations.Notify + " of " + where},
+				Err: fmt.Errorf("%w (nothing was sent to its webhooks)", err)})
+		}
+		for _, name := range names {
+			refs = append(refs, types.NamespacedName{Namespace: rel.Namespace, Name: name})
+		}
+	}
+	refs = append(refs, n.Defaults...)
+	if len(refs) == 0 && len(problems) == 0 {
+		return
+	}
+	n.Sender.SendTo(note, func(ctx context.Context) ([]notify.Target, []notify.TargetError) {
+		targets, errs := n.targets(ctx, refs)
+		return targets, append(problems, errs...)
+	})
+}
+
+// targets reads the webhooks of the Secrets refs.
+func (n *Notifications) targets(ctx context.Context, refs []types.NamespacedName) ([]notify.Target, []notify.TargetError) {
+	var targets []notify.Target
+	var errs []notify.TargetError
+	for _, ref := range refs {
+		t := notify.Target{Name: "Secret " + ref.String()}
+		var s corev1.Secret
+		if err := n.Secrets.Get(ctx, ref, &s); err != nil {
+			errs = append(errs, notify.TargetError{Target: t, Err: fmt.Errorf("reading it: %w", err)})
+			continue
+		}
+		t.URL = strings.TrimSpace(string(s.Data[NotifySecretURL]))
+		if t.URL == "" {
+			errs = append(errs, notify.TargetError{Target: t, Err: fmt.Errorf("it has no key %q (the webhook's URL)", NotifySecretURL)})
+			continue
+		}
+		f, err := notify.ParseFormat(string(s.Data[NotifySecretFormat]))
+		if err != nil {
+			errs = append(errs, notify.TargetError{Target: t, Err: fmt.Errorf("key %q: %w", NotifySecretFormat, err)})
+			continue
+		}
+		t.Format = f
+		targets = append(targets, t)
+	}
+	return targets, errs
+}
