@@ -10,6 +10,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v prometheus >/dev/null || need+=(prometheus)
 # The live view's test drives `fledge status --watch` in a terminal.
 command -v tmux >/dev/null || need+=(tmux)
+# The dashboard's test loads it in Debian's headless Chromium.
+command -v chromium >/dev/null || need+=(chromium)
 # The real node (hack/cluster.sh) and its images (hack/image.sh).
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)

@@ -227,6 +227,7 @@ func newCLICommands() []*cobra.Command {
 		newGetCommand(),
 		newStatusCommand(),
 		newSetWeightCommand(),
+		newDashboardCommand(),
 		newActionCommand(ctl.Promote, "Send all traffic to the canary now, whatever the analysis says"),
 		newActionCommand(ctl.Abort, "Roll the canary back to 0% now"),
 		newActionCommand(ctl.Pause, "Hold the canary's weight where it is"),

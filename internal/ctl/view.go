@@ -29,7 +29,14 @@ type Tracker struct {
 	// Window is how far back the rates reach. Default DefaultRateWindow.
 	Window  time.Duration
 	samples []sample
+	// seen is when Observe was last called.
+	seen time.Time
 }
+
+// staleAfter is how long a reading may stay unchanged before the rates are
+// unknown: a running automation's counts are measured every second, so a
+// reading that stopped changing is of a release concluded or paused.
+const staleAfter = 3 * time.Second
 
 type sample struct {
 	at             time.Time
@@ -40,6 +47,7 @@ type sample struct {
 // Observe records rel's current-step counts read at time at. A new step (or
 // counts that went down: the step started over) starts the rates afresh.
 func (t *Tracker) Observe(rel *fledgev1.Release, at time.Time) {
+	t.seen = at
 	a := rel.Status.Auto
 	if a == nil || a.Current == nil {
 		t.samples = nil
@@ -88,7 +96,7 @@ func (r Rate) PerSecond() float64 {
 // Rates returns the stable's and canary's rates over the window, given the
 // histogram's bucket bounds (status.auto.latencyBounds).
 func (t *Tracker) Rates(bounds []string) (stable, canary Rate) {
-	if len(t.samples) < 2 {
+	if len(t.samples) < 2 || t.seen.Sub(t.samples[len(t.samples)-1].at) > staleAfter {
 		return Rate{P50: math.NaN(), P99: math.NaN()}, Rate{P50: math.NaN(), P99: math.NaN()}
 	}
 	first, last := t.samples[0], t.samples[len(t.samples)-1]

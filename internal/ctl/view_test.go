@@ -72,6 +72,11 @@ func TestTrackerRates(t *testing.T) {
 	if s2, _ := tr.Rates(rel.Status.Auto.LatencyBounds); s2 != s {
 		t.Errorf("a repeated reading changed the rate: %+v, want %+v", s2, s)
 	}
+	// A reading that stops changing (a concluded or paused release) has no rate.
+	observe(counts(90*15, 0, 150, 3), 3*time.Second)
+	if s3, _ := tr.Rates(nil); s3.Seconds != 0 {
+		t.Errorf("a reading unchanged for 4s still has a rate: %+v", s3)
+	}
 	rel.Status.Auto.Step = 1
 	observe(counts(5, 0, 5, 0), time.Second)
 	if s, _ := tr.Rates(nil); s.Seconds != 0 {
