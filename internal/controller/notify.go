@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -65,6 +66,31 @@ func (r *ReleaseReconciler) notify(rel *fledgev1.Release, canary *corev1.Service
 		note.Stable = &notify.Counts{Requests: counts.Stable.Requests, Errors: counts.Stable.Errors}
 		note.Canary = &notify.Counts{Requests: counts.Canary.Requests, Errors: counts.Canary.Errors}
 	}
+	r.send(rel, canary, note)
+}
+
+// ReasonFailed is the decision of a notification sent when a Release's phase
+// becomes Failed (its provider could not apply the routing).
+const ReasonFailed = "Failed"
+
+// notifyFailed tells the webhooks that rel's routing failed (phase Failed).
+func (r *ReleaseReconciler) notifyFailed(rel *fledgev1.Release, canary *corev1.Service, st *fledgev1.ReleaseStatus) {
+	if r.Notify == nil || r.Notify.Sender == nil {
+		return
+	}
+	msg := "the routing could not be applied"
+	if c := meta.FindStatusCondition(st.Conditions, fledgev1.ConditionRouted); c != nil && c.Message != "" {
+		msg = c.Message
+	}
+	r.send(rel, canary, notify.Notification{App: rel.Name, Namespace: rel.Namespace, Decision: ReasonFailed, Warning: true,
+		FromWeight: rel.Status.EffectiveWeight, ToWeight: st.EffectiveWeight, Message: msg, Time: r.now(),
+		Ref: &fledgev1.Release{TypeMeta: rel.TypeMeta, ObjectMeta: *rel.ObjectMeta.DeepCopy()}})
+}
+
+// send queues note for the webhooks of rel's fledge.dev/notify annotation
+// (on the Release, else its canary Service) and the defaults.
+func (r *ReleaseReconciler) send(rel *fledgev1.Release, canary *corev1.Service, note notify.Notification) {
+	n := r.Notify
 	annotation, where := rel.Annotations[annotations.Notify], "Release "+rel.Namespace+"/"+rel.Name
 	if _, ok := rel.Annotations[annotations.Notify]; !ok && canary != nil {
 		annotation, where = canary.Annotations[annotations.Notify], "Service "+canary.Namespace+"/"+canary.Name
@@ -86,13 +112,13 @@ func (r *ReleaseReconciler) notify(rel *fledgev1.Release, canary *corev1.Service
 		return
 	}
 	n.Sender.SendTo(note, func(ctx context.Context) ([]notify.Target, []notify.TargetError) {
-		targets, errs := n.targets(ctx, refs)
+		targets, errs := n.Targets(ctx, refs)
 		return targets, append(problems, errs...)
 	})
 }
 
-// targets reads the webhooks of the Secrets refs.
-func (n *Notifications) targets(ctx context.Context, refs []types.NamespacedName) ([]notify.Target, []notify.TargetError) {
+// Targets reads the webhooks of the Secrets refs.
+func (n *Notifications) Targets(ctx context.Context, refs []types.NamespacedName) ([]notify.Target, []notify.TargetError) {
 	var targets []notify.Target
 	var errs []notify.TargetError
 	for _, ref := range refs {

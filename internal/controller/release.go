@@ -291,6 +291,9 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	old := rel.Status.DeepCopy()
 	status := nextStatus(rel, provider, inputProblems, want, observed, routerErr, replicas)
 	r.recordEvents(rel, services, old, &status, inputProblems, want)
+	if old.Phase != fledgev1.PhaseFailed && status.Phase == fledgev1.PhaseFailed && rel.Spec.Canary != nil {
+		r.notifyFailed(rel, services[rel.Spec.Canary.Name], &status)
+	}
 	if routerErr == nil && want.route != nil && want.route.Canary != nil {
 		r.recordDecision(rel, services[want.route.Canary.Service], want.auto)
 	}
