@@ -51,7 +51,10 @@ function markDecisions(decisions) {
       ctx.strokeStyle = ctx.fillStyle = decisionColors[d.reason] || "#333";
       ctx.setLineDash([4, 3]); ctx.lineWidth = devicePixelRatio;
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
-      ctx.fillText(d.reason, x + 3 * devicePixelRatio, top + 12 * devicePixelRatio);
+      // Labels read rightwards from their line, leftwards near the right edge.
+      const right = x > u.bbox.left + u.bbox.width - 100 * devicePixelRatio;
+      ctx.textAlign = right ? "right" : "left";
+      ctx.fillText(d.reason, x + (right ? -3 : 3) * devicePixelRatio, top + 12 * devicePixelRatio);
     }
     ctx.restore();
   };
