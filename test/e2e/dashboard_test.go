@@ -51,13 +51,19 @@ func startDashboard(t *testing.T, extra ...string) string {
 // --screenshot=...) and returns its standard output.
 func chromium(t *testing.T, url string, args ...string) string {
 	t.Helper()
+	return chromiumSized(t, url, "1280,1100", args...)
+}
+
+// chromiumSized is chromium with a window of size "WIDTH,HEIGHT".
+func chromiumSized(t *testing.T, url, size string, args ...string) string {
+	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not installed (hack/setup.sh installs Debian's package):", err)
 	}
 	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir(),
-		"--window-size=1280,1100", "--virtual-time-budget=6000"}
+		"--window-size=" + size, "--virtual-time-budget=6000"}
 	cmd := exec.CommandContext(t.Context(), bin, append(append(flags, args...), url)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

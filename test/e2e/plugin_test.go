@@ -162,6 +162,9 @@ func TestLiveViewInTmux(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Logf("a screen at 50%%:\n%s", midScreen)
+	if dir := os.Getenv("FLEDGE_SCREENSHOT_DIR"); dir != "" && midScreen != "" {
+		screenshotText(t, midScreen, filepath.Join(dir, "live-view.png"))
+	}
 	t.Logf("last screen:\n%s", last)
 	t.Logf("weights seen %v, verdicts seen %v, highest total rate %.1f/s", weights, verdicts, maxRate)
 	if e := exitRE.FindStringSubmatch(last); e == nil || e[1] != "0" {
@@ -275,4 +278,27 @@ current-context: c
 		t.Fatal(err)
 	}
 	return path
+}
+
+// screenshotText renders a terminal's text as a PNG with headless Chromium,
+// for the README (FLEDGE_SCREENSHOT_DIR).
+func screenshotText(t *testing.T, text, out string) {
+	t.Helper()
+	page := filepath.Join(t.TempDir(), "screen.html")
+	html := `<!doctype html><meta charset="utf-8"><body style="margin:0;background:#1d2330">` +
+		`<pre style="margin:0;padding:8px;color:#e6e6e6;font:13px/1.25 'DejaVu Sans Mono',monospace">` +
+		strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(strings.TrimRight(text, "\n ")) + `</pre>`
+	if err := os.WriteFile(page, []byte(html), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(t.TempDir(), "screen.png")
+	chromiumSized(t, "file://"+page, "1000,330", "--screenshot="+shot)
+	checkScreenshot(t, shot, 1000)
+	b, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
