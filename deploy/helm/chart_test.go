@@ -277,6 +277,7 @@ func TestValues(t *testing.T) {
 		"--set", "controller.metricSource=prometheus,controller.prometheus.url=http://prometheus.monitoring:9090",
 		"--set", "controller.resources.limits.memory=1Gi",
 		"--set", "serviceMonitor.enabled=true,serviceMonitor.interval=5s",
+		"--set", "controller.notifySecrets={team-slack,audit/hook},grafanaDashboard.enabled=true,grafanaDashboard.labels.team=sre",
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +294,8 @@ func TestValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"--default-provider=apisix", "--apisix-admin-url=http://apisix-admin.apisix:9180",
-		"--metric-source=prometheus", "--prometheus-url=http://prometheus.monitoring:9090"} {
+		"--metric-source=prometheus", "--prometheus-url=http://prometheus.monitoring:9090",
+		"--notify-secret=fledge-system/team-slack", "--notify-secret=audit/hook"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("controller args %v lack %s", args, want)
 		}
@@ -324,6 +326,25 @@ func TestValues(t *testing.T) {
 	if err := dig(objs["ServiceMonitor/fledge-system/fledge-gateway"], &endpoints, "spec", "endpoints"); err != nil ||
 		len(endpoints) != 1 || endpoints[0]["port"] != "metrics" || endpoints[0]["interval"] != "5s" {
 		t.Errorf("ServiceMonitor endpoints %v (%v), want port metrics every 5s", endpoints, err)
+	}
+	// The Grafana dashboard's ConfigMap carries deploy/grafana/fledge.json as it is.
+	var dashboard, sidecar, team string
+	cm := objs["ConfigMap/fledge-system/fledge-grafana-dashboard"]
+	if err := dig(cm, &dashboard, "data", "fledge.json"); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../grafana/fledge.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dashboard != strings.TrimSuffix(string(want), "\n") {
+		t.Error("the chart's Grafana dashboard is not deploy/grafana/fledge.json")
+	}
+	if err := dig(cm, &sidecar, "metadata", "labels", "grafana_dashboard"); err != nil || sidecar != "1" {
+		t.Errorf("dashboard ConfigMap label grafana_dashboard %q (%v), want 1", sidecar, err)
+	}
+	if err := dig(cm, &team, "metadata", "labels", "team"); err != nil || team != "sre" {
+		t.Errorf("dashboard ConfigMap label team %q (%v), want sre", team, err)
 	}
 }
 
