@@ -122,27 +122,11 @@ func (a *app) setAnnotation(t *testing.T, svc, key string, value *string) (strin
 // Service svc or the app's Release, whose note has quoted and one of names.
 func (a *app) waitWarningNote(t *testing.T, svc, quoted string, names ...string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var notes []string
-	for time.Now().Before(deadline) {
-		var list eventsv1.EventList
-		if err := sb.Client.List(t.Context(), &list, client.InNamespace(a.ns)); err != nil {
-			t.Fatal(err)
-		}
-		notes = notes[:0]
-		for _, e := range list.Items {
-			r := e.Regarding
-			if e.Type != corev1.EventTypeWarning || !(r.Kind == "Service" && r.Name == svc || r.Kind == "Release" && r.Name == a.name) {
-				continue
-			}
-			notes = append(notes, e.Note)
-			if strings.Contains(e.Note, quoted) && containsAny(e.Note, names) {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no Warning on Service %s or Release %s with %s and one of %q; warnings: %q", svc, a.name, quoted, names, notes)
+	a.waitWarningFor(t, fmt.Sprintf("on Service %s or Release %s with %s and one of %q", svc, a.name, quoted, names), func(e eventsv1.Event) (bool, bool) {
+		r := e.Regarding
+		about := r.Kind == "Service" && r.Name == svc || r.Kind == "Release" && r.Name == a.name
+		return about, about && strings.Contains(e.Note, quoted) && containsAny(e.Note, names)
+	})
 }
 
 func containsAny(s string, parts []string) bool {

@@ -420,6 +420,22 @@ func sigkillLeader(t *testing.T) {
 	waitReady(t, systemNS, "app.kubernetes.io/name=fledge-controller", 2, 2*time.Minute)
 }
 
+// waitAutoResult waits up to 3 minutes for the automated release of app to
+// conclude: want is "<result> <effective weight>", e.g. "Promoted 100".
+func waitAutoResult(t *testing.T, app, want string) {
+	t.Helper()
+	eventually(t, 3*time.Minute, app+" concluded "+want, func() error {
+		out, err := kubectl(t.Context(), "get", "release", "-n", demoNS, app, "-o", "jsonpath={.status.auto.result} {.status.effectiveWeight}")
+		if err != nil {
+			return err
+		}
+		if out != want {
+			return fmt.Errorf("result and effective weight %q", out)
+		}
+		return nil
+	})
+}
+
 // autoStep reads the automated release's step, weight and step start.
 func autoStep(t *testing.T, app string) (step, weight string, stepStarted string) {
 	t.Helper()
@@ -466,16 +482,7 @@ func sigkillLeaderMidRelease(t *testing.T) {
 	if s2 == step && started2 != started {
 		t.Errorf("step %s restarted at %s, was started at %s: the step's progress was lost", s2, started2, started)
 	}
-	eventually(t, 3*time.Minute, "the healthy v2 promoted", func() error {
-		out, err := kubectl(t.Context(), "get", "release", "-n", demoNS, "mid", "-o", "jsonpath={.status.auto.result} {.status.effectiveWeight}")
-		if err != nil {
-			return err
-		}
-		if out != "Promoted 100" {
-			return fmt.Errorf("result and effective weight %q", out)
-		}
-		return nil
-	})
+	waitAutoResult(t, "mid", "Promoted 100")
 	l.stop()
 	t.Logf("load: %d answered, %d failed; by version %v", l.ok.Load(), l.failed.Load(), l.byVersion)
 	if l.failed.Load() != 0 {
@@ -595,16 +602,7 @@ func autoRollback(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	start := time.Now()
 	mustKubectl(t, annotate("auto-v2-bad", "api7.cloud/published-service=auto", "api7.cloud/published-canary-service=true", "fledge.dev/auto=true")...)
-	eventually(t, 3*time.Minute, "the bad v2 rolled back", func() error {
-		out, err := kubectl(t.Context(), "get", "release", "-n", demoNS, "auto", "-o", "jsonpath={.status.auto.result} {.status.effectiveWeight}")
-		if err != nil {
-			return err
-		}
-		if out != "RolledBack 0" {
-			return fmt.Errorf("result and effective weight %q", out)
-		}
-		return nil
-	})
+	waitAutoResult(t, "auto", "RolledBack 0")
 	took := time.Since(start)
 	l.stop()
 	events := mustKubectl(t, "get", "events", "-n", demoNS, "--field-selector", "reason=RolledBack,involvedObject.name=auto", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
