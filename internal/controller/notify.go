@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,7 +34,7 @@ type Notifications struct {
 		SendTo(notify.Notification, notify.Resolver)
 	}
 	// Secrets reads the webhooks' Secrets, uncached: the controller may get
-	// a Secret by name, never list or watch them.
+	// a Secret by name only where a Role grants it, never list or watch them.
 	Secrets client.Reader
 	// Defaults are Secrets told of every application's decisions.
 	Defaults []types.NamespacedName
@@ -125,6 +126,9 @@ func (n *Notifications) Targets(ctx context.Context, refs []types.NamespacedName
 		t := notify.Target{Name: "Secret " + ref.String()}
 		var s corev1.Secret
 		if err := n.Secrets.Get(ctx, ref, &s); err != nil {
+			if apierrors.IsForbidden(err) {
+				err = fmt.Errorf("%w; grant the ServiceAccount fledge-controller get on it in %s with a Role (deploy/examples/notify-rbac.yaml)", err, ref.Namespace)
+			}
 			errs = append(errs, notify.TargetError{Target: t, Err: fmt.Errorf("reading it: %w", err)})
 			continue
 		}

@@ -12,10 +12,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/notify"
+	"github.com/fledge-dev/fledge/internal/sandbox"
 )
 
 // webhook is a local HTTP receiver of notifications.
@@ -23,13 +26,15 @@ type webhook struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	bodies []string
+	paths  map[string]int
 }
 
 func newWebhook(t *testing.T) *webhook {
-	w := &webhook{}
+	w := &webhook{paths: map[string]int{}}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.mu.Lock()
+		w.paths[r.URL.Path]++
 		w.bodies = append(w.bodies, string(b))
 		w.mu.Unlock()
 		rw.WriteHeader(http.StatusOK)
@@ -55,6 +60,29 @@ func (w *webhook) wait(t *testing.T, timeout time.Duration, parts ...string) str
 			t.Fatalf("no notification with %q within %v; received %q", parts, timeout, bodies)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// count is how many requests reached path.
+func (w *webhook) count(path string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.paths[path]
+}
+
+// grantSecrets lets the controller get the Secrets names in the app's
+// namespace, as deploy/examples/notify-rbac.yaml does.
+func (a *app) grantSecrets(t *testing.T, names ...string) {
+	t.Helper()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "fledge-notify"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: names, Verbs: []string{"get"}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: a.ns, Name: "fledge-notify"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "fledge-notify"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "fledge-controller", Namespace: sandbox.SystemNamespace}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := sb.Client.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -85,12 +113,15 @@ func TestNotifyRollback(t *testing.T) {
 	a.secret(t, "hook", hook.srv.URL+"/fledge", "json")
 	a.secret(t, "slack", slack.srv.URL, "slack")
 	a.secret(t, "down", downURL, "")
+	a.secret(t, "ungranted", hook.srv.URL+"/never", "json")
+	// As the application's team does: the controller may get these three.
+	a.grantSecrets(t, "hook", "slack", "down")
 	a.service(t, "v1", "v1", map[string]string{published: a.name})
 	a.served(t, "v1", "", 0)
 	load := sb.StartLoad(t.Context(), rate, a.name, "/api/error_page")
 	t.Cleanup(load.Stop)
 	a.service(t, "v2", "v2bad", map[string]string{published: a.name, canaryKey: "true", autoPolicy: "steps=10,50",
-		"fledge.dev/notify": "hook, slack, down"})
+		"fledge.dev/notify": "hook, slack, down, ungranted"})
 
 	rel := a.waitAuto(t, 60*time.Second, "rollback", func(s *fledgev1.AutoStatus) bool { return s.Result != "" })
 	if rel.Status.Auto.Result != fledgev1.AutoRolledBack {
@@ -116,6 +147,10 @@ func TestNotifyRollback(t *testing.T) {
 	slack.wait(t, 10*time.Second, `"text":`, `RolledBack `+a.ns+`/notify (10% → 0%)`, `"blocks"`)
 
 	a.waitWarning(t, "Release", a.name, "NotificationFailed", "Secret "+a.ns+"/down", "3 attempts", "connection refused")
+	a.waitWarning(t, "Release", a.name, "NotificationFailed", "Secret "+a.ns+"/ungranted", "forbidden", "notify-rbac.yaml")
+	if n := hook.count("/never"); n != 0 {
+		t.Errorf("the webhook of a Secret the controller was not granted got %d requests", n)
+	}
 	e, _ := a.event(t, "NotificationFailed")
 	if strings.Contains(e.Note, "token-never-shown") || strings.Contains(e.Note, ln.Addr().String()) {
 		t.Errorf("the Warning Event reveals the webhook's URL: %s", e.Note)
