@@ -280,7 +280,7 @@ func runTerm(ctx context.Context, cfg *rest.Config, opts Options, lock resourcel
 	// Controller names are unique in a process: a later term runs the same
 	// controller again.
 	rec.skipNameValidation = opts.SkipNameValidation || term > 1
-	if err := rec.SetupWithManager(mgr); err != nil {
+	if err := rec.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up release controller: %w", err)
 	}
 	return mgr.Start(ctx)

@@ -100,8 +100,10 @@ type ReleaseReconciler struct {
 
 // SetupWithManager registers the reconciler: it watches Releases, Services (by
 // their published-service annotation) and TrafficRoutes (to heal changes).
-func (r *ReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := addIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+func (r *ReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	// ctx bounds the API discovery the indexes need: it may wait for an API
+	// server that is down (package apiwait) only as long as the controller runs.
+	if err := addIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).

@@ -36,7 +36,25 @@ import (
 var (
 	sb   *sandbox.Sandbox
 	pods = map[string]*sandbox.Pod{}
+	// restarted is the API server a test started again, if any.
+	restarted *exec.Cmd
 )
+
+// stopRestarted stops the API server a test started again.
+func stopRestarted() {
+	if restarted == nil {
+		return
+	}
+	_ = restarted.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = restarted.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = restarted.Process.Kill()
+		<-done
+	}
+}
 
 func TestMain(m *testing.M) {
 	if err := netns.Supported(); err != nil {
@@ -54,6 +72,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer stopRestarted() // after the sandbox is closed
 	bin, err := sandbox.BuildBinary(ctx, dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -269,8 +288,9 @@ func waitGone(t *testing.T, pid int) {
 	t.Fatalf("process %d did not exit", pid)
 }
 
-// restart starts the API server again exactly as it was started, and stops it
-// when the test ends (before the control plane's etcd stops).
+// restart starts the API server again exactly as it was started; run stops
+// it once the sandbox is closed (the controller and the gateways stop while
+// it still answers).
 func (a apiServer) restart(t *testing.T) int {
 	t.Helper()
 	cmd := exec.Command(a.exe, a.args...)
@@ -280,17 +300,7 @@ func (a apiServer) restart(t *testing.T) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	restarted = cmd
 	return cmd.Process.Pid
 }
 
