@@ -58,7 +58,7 @@ func TestPolicyFrom(t *testing.T) {
 
 func TestReleaseRunsThroughSteps(t *testing.T) {
 	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10, 50}, StepDuration: &metav1.Duration{Duration: 5 * time.Second},
-		AcceptableErrorRate: "5%"})
+		AcceptableErrorRate: "5%", Soak: &metav1.Duration{}})
 	st, measure, started := Begin(p, "v2", nil, t0)
 	if measure || !started || st.Weight != 10 {
 		t.Fatalf("Begin = %+v, measure %v, started %v", st, measure, started)
@@ -119,7 +119,8 @@ func TestBadCanaryRollsBack(t *testing.T) {
 }
 
 func TestInconclusiveUntilDeadline(t *testing.T) {
-	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10}, ProgressDeadline: &metav1.Duration{Duration: time.Minute}})
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10}, ProgressDeadline: &metav1.Duration{Duration: time.Minute},
+		DeadlineAction: fledgev1.DeadlineRollback})
 	st, _, _ := Begin(p, "v2", nil, t0)
 	st = Next(p, st, true, nil, nil, t0).State
 	for name, tc := range map[string]struct {
