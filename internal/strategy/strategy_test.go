@@ -300,7 +300,9 @@ func TestSharedIncidentStillRollsBackAWorseCanary(t *testing.T) {
 	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10, 50}})
 	st := started(t, p)
 	// The stable fails 50% in an incident, the canary 100%.
-	st, ds := run(p, st, 1, 10, func(i int) *analysis.Window { return window(float64(90*i), float64(45*i), float64(10*i), float64(10*i)) })
+	st, ds := run(p, st, 1, 10, func(i int) *analysis.Window {
+		return window(float64(90*i), float64(45*i), float64(10*i), float64(10*i))
+	})
 	if st.Result != fledgev1.AutoRolledBack || st.Reason != string(analysis.ReasonErrorRateHigher) {
 		t.Fatalf("result %q reason %s, decisions %+v", st.Result, st.Reason, ds)
 	}
