@@ -22,7 +22,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fledge-dev/fledge/internal/analysis"
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/strategy"
 )
 
 // Config of a benchmark run. The flag names in brackets are the ones `fledge
@@ -47,21 +48,13 @@ type Config struct {
 	// undecided [--max-duration 1h].
 	MaxDuration time.Duration
 
-	// Criteria of fledge's analysis.Judge [--alpha, --beta; the rest default].
-	Criteria analysis.Criteria
-	// Steps are fledge's canary weights in percent; Pass at the last one
-	// promotes [--steps 10,25,50].
-	Steps []int
-	// RampBadErrorRatio replaces Criteria.BadErrorRatio at every step but the
-	// last: stepping up only needs to rule out a canary that bad, while
-	// promoting, at the last step, needs the full criteria over the evidence
-	// of all steps. 0 uses Criteria.BadErrorRatio throughout
-	// [--ramp-bad-error-ratio 4].
-	RampBadErrorRatio float64
-	// MinStepDuration is the least time fledge stays at a step [--min-step 10s].
-	MinStepDuration time.Duration
-	// ScrapeInterval is how often fledge reads the counters and calls Judge;
-	// also the simulator's time slice [--interval 1s].
+	// Policy is fledge's spec.auto, as a user writes it: strategy.PolicyFrom
+	// applies the defaults, exactly as the controller does [--steps,
+	// --min-step, --soak, --deadline, --deadline-action].
+	Policy fledgev1.AutoPolicy
+	// ScrapeInterval is how often fledge reads the counters and calls
+	// strategy.Next (the controller's analysis interval); also the
+	// simulator's time slice [--interval 1s].
 	ScrapeInterval time.Duration
 
 	// Flagger-style rule [--flagger-interval 60s, --flagger-threshold 5,
@@ -87,15 +80,11 @@ type Config struct {
 // DefaultConfig returns the configuration of the table in docs/decisions.md.
 func DefaultConfig() Config {
 	return Config{
-		Runs:                1000,
+		Runs:                500,
 		Seed:                1,
-		Rates:               []float64{10, 100, 1000},
-		BaseErrorRate:       0.01,
+		Rates:               []float64{1, 10, 100, 1000},
+		BaseErrorRate:       0.005,
 		MaxDuration:         time.Hour,
-		Criteria:            analysis.DefaultCriteria(),
-		Steps:               []int{10, 25, 50},
-		RampBadErrorRatio:   4,
-		MinStepDuration:     10 * time.Second,
 		ScrapeInterval:      time.Second,
 		FlaggerInterval:     time.Minute,
 		FlaggerThreshold:    5,
@@ -125,12 +114,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("interval %v: want > 0", c.ScrapeInterval)
 	case !multiple(c.MaxDuration):
 		return fmt.Errorf("max duration %v: want a multiple of the interval %v", c.MaxDuration, c.ScrapeInterval)
-	case len(c.Steps) == 0 || slices.ContainsFunc(c.Steps, func(s int) bool { return s < 1 || s > 99 }):
-		return fmt.Errorf("steps %v: want weights in 1..99", c.Steps)
-	case !(c.RampBadErrorRatio == 0 || c.RampBadErrorRatio > 1) || math.IsInf(c.RampBadErrorRatio, 0):
-		return fmt.Errorf("ramp bad error ratio %v: want 0 (off) or a finite ratio > 1", c.RampBadErrorRatio)
-	case c.MinStepDuration < 0:
-		return fmt.Errorf("min step duration %v: want ≥ 0", c.MinStepDuration)
 	case !multiple(c.FlaggerInterval):
 		return fmt.Errorf("flagger interval %v: want a multiple of the interval %v", c.FlaggerInterval, c.ScrapeInterval)
 	case c.FlaggerThreshold < 1:
@@ -146,17 +129,23 @@ func (c Config) Validate() error {
 	case !multiple(c.FixedHorizon):
 		return fmt.Errorf("fixed horizon %v: want a multiple of the interval %v", c.FixedHorizon, c.ScrapeInterval)
 	}
-	if err := c.Criteria.Validate(); err != nil {
+	if _, err := strategy.PolicyFrom(&c.Policy); err != nil {
 		return err
 	}
 	_, err := c.scenarios()
 	return err
 }
 
+// policy is Policy with its defaults applied (Validate has checked it).
+func (c Config) policy() strategy.Policy {
+	p, _ := strategy.PolicyFrom(&c.Policy)
+	return p
+}
+
 // ScenarioIDs returns the IDs of Scenarios, in order.
 func ScenarioIDs() []string {
 	var ids []string
-	for _, s := range Scenarios(0.01) {
+	for _, s := range Scenarios(0.005) {
 		ids = append(ids, s.ID)
 	}
 	return ids
@@ -193,6 +182,10 @@ var Methods = [3]string{"fledge", "Flagger-style", "fixed-horizon"}
 // Stats summarise one method's runs in one cell.
 type Stats struct {
 	Runs, RolledBack, Promoted, Undecided int
+	// Held are the undecided runs that the progress deadline held (fledge).
+	Held int
+	// GapPasses are the runs in which a step passed during a traffic gap.
+	GapPasses int
 	// RollbackTimes and PromoteTimes, in seconds, sorted.
 	RollbackTimes, PromoteTimes []float64
 }
@@ -297,6 +290,12 @@ func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Ce
 			default:
 				s.Undecided++
 			}
+			if o[m].held {
+				s.Held++
+			}
+			if o[m].gapPass {
+				s.GapPasses++
+			}
 		}
 	}
 	for m := range cell.Methods {
@@ -307,17 +306,31 @@ func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Ce
 }
 
 // simulateRun feeds one stream to the three methods until all have decided or
-// MaxDuration has passed.
+// MaxDuration has passed. An outage or a gap starts when fledge reaches its
+// step; the other methods see it at the same time.
 func simulateRun(cfg Config, sc Scenario, rate, maxP99 float64, rng *rand.Rand) [3]outcome {
 	slice := cfg.ScrapeInterval.Seconds()
 	st := newStream(sc, rate, rng)
-	ms := [3]method{newFledge(cfg), newFlagger(cfg, maxP99, slice), newFixed(cfg, slice)}
+	fl := newFledge(cfg.policy(), sc.Source)
+	ms := [3]method{fl, newFlagger(cfg, maxP99, slice), newFixed(cfg, slice)}
 	var done [3]bool
 	var reqs []request
+	schedule := func(e *Episode, p *[2]float64) {
+		if e == nil || p[0] >= 0 || done[0] {
+			return
+		}
+		if step, at := fl.step(); step == e.Step {
+			p[0] = at + e.After
+			p[1] = p[0] + e.Length
+		}
+	}
 	last := int(math.Round(cfg.MaxDuration.Seconds() / slice))
 	for i := 1; i <= last; i++ {
+		schedule(sc.Outage, &st.outage)
+		schedule(sc.Gap, &st.gap)
+		t0 := float64(i-1) * slice
 		t := float64(i) * slice
-		reqs = st.next(slice, reqs)
+		reqs = st.next(t0, slice, reqs)
 		var w [3]float64
 		var c [3]*counters
 		for m := range ms {
@@ -336,7 +349,7 @@ func simulateRun(cfg Config, sc Scenario, rate, maxP99 float64, rng *rand.Rand) 
 					side = canarySide
 				}
 				if !have[side] {
-					failed[side], bucket[side] = st.outcome(r, side)
+					failed[side], bucket[side] = st.outcome(r, side, t0)
 					have[side] = true
 				}
 				c[m].add(side, failed[side], bucket[side])
@@ -357,6 +370,12 @@ func simulateRun(cfg Config, sc Scenario, rate, maxP99 float64, rng *rand.Rand) 
 	for m := range ms {
 		if done[m] {
 			out[m] = ms[m].result()
+		}
+	}
+	out[0].held = !done[0] && fl.st.Held
+	for _, at := range fl.stepUps {
+		if at > st.gap[0] && at <= st.gap[1] {
+			out[0].gapPass = true
 		}
 	}
 	return out
