@@ -146,9 +146,10 @@ type AutoStatus struct {
 	StartedAt metav1.Time `json:"startedAt"`
 	// StepStartedAt is when the current step started (or resumed).
 	StepStartedAt metav1.Time `json:"stepStartedAt"`
-	// MeasuredAt is when Current was measured.
+	// MeasuredAt is when Current was measured, to the microsecond (the time
+	// under load adds up the intervals between measurements).
 	// +optional
-	MeasuredAt *metav1.Time `json:"measuredAt,omitempty"`
+	MeasuredAt *metav1.MicroTime `json:"measuredAt,omitempty"`
 	// StepUnderLoad is the time under load of the current step: the
 	// intervals between measurements in which both versions served requests,
 	// outside shared incidents.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"time"
@@ -47,8 +48,8 @@ type method interface {
 // with the counts of the current step since its start, as the controller's
 // measureAuto gathers them (the builtin source's windows, the gateway's
 // latency buckets) or as the Prometheus source reads them. The step machine,
-// the analysis, the deadline, the rounding of finished steps into the status:
-// all are the shipped code.
+// the analysis, the deadline, the rounding of finished steps into the status
+// and the status' round trip through JSON: all are the shipped code's.
 type fledgeMethod struct {
 	p      strategy.Policy
 	st     fledgev1.AutoStatus
@@ -70,8 +71,22 @@ var benchStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newFledge(p strategy.Policy, source string) *fledgeMethod {
 	st, _, started := strategy.Begin(p, "canary", nil, benchStart)
-	st = strategy.Next(p, st, started, nil, nil, benchStart).State
+	st = stored(strategy.Next(p, st, started, nil, nil, benchStart).State)
 	return &fledgeMethod{p: p, st: st, source: source}
+}
+
+// stored is st as the controller reads it back from the API server: through
+// JSON (whole seconds in metav1.Time, whole counts in the finished steps).
+func stored(st fledgev1.AutoStatus) fledgev1.AutoStatus {
+	b, err := json.Marshal(st)
+	if err != nil {
+		panic(err)
+	}
+	var out fledgev1.AutoStatus
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
 }
 
 func (f *fledgeMethod) weight() float64     { return float64(f.st.Weight) / 100 }
@@ -115,7 +130,7 @@ func (f *fledgeMethod) tick(_ int, t float64) bool {
 	out := strategy.Next(f.p, st, false, w, err, now)
 	f.prev = f.cur
 	stepped := out.State.Step != f.st.Step
-	f.st = out.State
+	f.st = stored(out.State)
 	switch {
 	case f.st.Result == fledgev1.AutoRolledBack:
 		f.out = outcome{d: rolledBack, at: t}

@@ -59,8 +59,8 @@ type Outcome struct {
 // caller should measure the current step's counts before calling Next.
 func Begin(p Policy, canary string, prev *fledgev1.AutoStatus, now time.Time) (st fledgev1.AutoStatus, measure bool, started bool) {
 	if prev == nil || prev.Canary != canary || (!p.RestartAt.IsZero() && p.RestartAt.After(prev.StartedAt.Time)) {
-		t := metav1.NewTime(now)
-		st = fledgev1.AutoStatus{Canary: canary, Weight: p.Steps[0], StartedAt: t, StepStartedAt: t}
+		t, m := metav1.NewTime(now), metav1.NewMicroTime(now)
+		st = fledgev1.AutoStatus{Canary: canary, Weight: p.Steps[0], StartedAt: t, StepStartedAt: t, MeasuredAt: &m}
 		return st, false, true
 	}
 	st = *prev.DeepCopy()
@@ -113,7 +113,8 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 		return out
 	}
 	if s.Paused {
-		s.Paused, s.StepStartedAt, s.Current, s.MeasuredAt, s.StepUnderLoad, s.IncidentSince = false, t, nil, nil, nil, nil
+		m := metav1.NewMicroTime(now)
+		s.Paused, s.StepStartedAt, s.Current, s.MeasuredAt, s.StepUnderLoad, s.IncidentSince = false, t, nil, &m, nil, nil
 		out.Decision = &Decision{Reason: ReasonResumed, Message: fmt.Sprintf("resumed: step %d at %d%% starts over", s.Step+1, s.Weight)}
 		return out
 	}
@@ -169,7 +170,8 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 		s.Evidence = fmt.Sprintf("soaking: %v of %v under load before promotion; %s", load.Round(time.Second), p.Soak, v.Evidence)
 	case v.Result == analysis.Pass && stepLoad >= p.StepDuration:
 		s.Steps = append(s.Steps, *s.Current)
-		s.Current, s.MeasuredAt, s.StepUnderLoad, s.Forecast, s.Held = nil, &t, nil, "", false
+		m := metav1.NewMicroTime(now)
+		s.Current, s.MeasuredAt, s.StepUnderLoad, s.Forecast, s.Held = nil, &m, nil, "", false
 		s.Step++
 		if int(s.Step) >= len(p.Steps) {
 			conclude(fledgev1.AutoPromoted, ReasonPromoted, fmt.Sprintf("promoted %s to 100%% after %d steps in %v (%v under load): %s",
@@ -222,16 +224,18 @@ func (c *incidentCounts) decision(s *fledgev1.AutoStatus) *Decision {
 // returns whether the interval had traffic on both versions, and the
 // interval's stable counts when an incident started or ended in it.
 func account(s *fledgev1.AutoStatus, p Policy, cur analysis.Window, now time.Time) (bool, *incidentCounts) {
+	// MeasuredAt is also set, to the microsecond, when a step starts:
+	// StepStartedAt keeps whole seconds only.
 	from := s.StepStartedAt.Time
+	if s.MeasuredAt != nil && s.MeasuredAt.After(from) {
+		from = s.MeasuredAt.Time
+	}
 	var prev fledgev1.StepCounts
 	if s.Current != nil {
 		prev = *s.Current
-		if s.MeasuredAt != nil && s.MeasuredAt.After(from) {
-			from = s.MeasuredAt.Time
-		}
 	}
-	t := metav1.NewTime(now)
-	s.MeasuredAt = &t
+	m := metav1.NewMicroTime(now)
+	s.MeasuredAt = &m
 	dt := now.Sub(from)
 	stableReq := cur.Stable.Requests - float64(prev.Stable.Requests)
 	stableErr := cur.Stable.Errors - float64(prev.Stable.Errors)
@@ -241,7 +245,8 @@ func account(s *fledgev1.AutoStatus, p Policy, cur analysis.Window, now time.Tim
 		failing := stableErr >= incidentThreshold && stableErr >= stableReq*limit
 		switch {
 		case failing && s.IncidentSince == nil:
-			s.IncidentSince = &t
+			since := metav1.NewTime(now)
+			s.IncidentSince = &since
 			change = &incidentCounts{errors: stableErr, requests: stableReq, interval: dt, started: true}
 		case !failing && s.IncidentSince != nil && stableErr < stableReq*limit:
 			s.IncidentSince = nil

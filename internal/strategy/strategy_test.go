@@ -1,6 +1,7 @@
 package strategy
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -193,13 +194,15 @@ func TestBeginRestarts(t *testing.T) {
 	}
 }
 
-// run feeds Next one cumulative window per second from the step's start:
-// at second i (1-based), counts(i) is what the step served so far.
+// run feeds Next one cumulative window per second, 300 ms into the second
+// (off the whole seconds that metav1.Time keeps), from the step's start: at
+// second i (1-based), counts(i) is what the step served so far. The state
+// goes through JSON between calls, as it does through the API server.
 func run(p Policy, st fledgev1.AutoStatus, from, to int, counts func(i int) *analysis.Window) (fledgev1.AutoStatus, []Decision) {
 	var decisions []Decision
 	for i := from; i <= to; i++ {
-		out := Next(p, st, false, counts(i), nil, t0.Add(time.Duration(i)*time.Second))
-		st = out.State
+		out := Next(p, st, false, counts(i), nil, t0.Add(time.Duration(i)*time.Second+300*time.Millisecond))
+		st = roundTrip(out.State)
 		if out.Decision != nil {
 			decisions = append(decisions, *out.Decision)
 		}
@@ -210,10 +213,24 @@ func run(p Policy, st fledgev1.AutoStatus, from, to int, counts func(i int) *ana
 	return st, decisions
 }
 
+// roundTrip is st as the API server stores it.
+func roundTrip(st fledgev1.AutoStatus) fledgev1.AutoStatus {
+	b, err := json.Marshal(st)
+	if err != nil {
+		panic(err)
+	}
+	var out fledgev1.AutoStatus
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
 func started(t *testing.T, p Policy) fledgev1.AutoStatus {
 	t.Helper()
-	st, _, _ := Begin(p, "v2", nil, t0)
-	return Next(p, st, true, nil, nil, t0).State
+	start := t0.Add(300 * time.Millisecond)
+	st, _, _ := Begin(p, "v2", nil, start)
+	return roundTrip(Next(p, st, true, nil, nil, start).State)
 }
 
 func TestTrafficGapDoesNotPassAStep(t *testing.T) {
@@ -243,7 +260,7 @@ func TestTrafficGapDoesNotPassAStep(t *testing.T) {
 	if st.Step != 1 || len(ds) != 1 || ds[0].Reason != ReasonStepUp {
 		t.Fatalf("after the gap: step %d, decisions %+v, evidence %s", st.Step, ds, st.Evidence)
 	}
-	if !st.StepStartedAt.Time.Equal(t0.Add(40 * time.Second)) {
+	if !st.StepStartedAt.Time.Equal(t0.Add(40 * time.Second)) { // 40.3 s in whole seconds
 		t.Errorf("stepped up at %v, want at 40 s (5 s + gap 30 s + 5 s)", st.StepStartedAt.Sub(t0))
 	}
 }
