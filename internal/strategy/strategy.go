@@ -152,8 +152,8 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 		// Only a canary worse than the stable over the same seconds fails
 		// during a shared incident.
 		v.Result, v.Reason = analysis.Inconclusive, analysis.ReasonSharedIncident
-		v.Evidence = fmt.Sprintf("the stable fails too (%s since %s): an incident on both versions, so the judgment waits for it to end; %s",
-			incident, s.IncidentSince.UTC().Format(time.RFC3339), v.Evidence)
+		v.Evidence = fmt.Sprintf("the stable fails too (since %s): an incident on both versions, so the judgment waits for it to end; %s",
+			s.IncidentSince.UTC().Format(time.RFC3339), v.Evidence)
 	case v.Result == analysis.Pass && !fresh:
 		v.Result, v.Reason = analysis.Inconclusive, analysis.ReasonNoRecentTraffic
 		v.Evidence = "no traffic on both versions since the last measurement, so the step does not pass now; " + v.Evidence

@@ -290,7 +290,12 @@ func TestSharedIncidentHoldsTheJudgment(t *testing.T) {
 		ce += 100 * rate
 		return window(float64(900*i), se, float64(100*i), ce)
 	}
-	st, ds := run(p, st, 1, 14, counts)
+	st, ds := run(p, st, 1, 8, counts)
+	if st.Reason != string(analysis.ReasonSharedIncident) || !strings.HasPrefix(st.Evidence, "the stable fails too (since ") {
+		t.Errorf("during the incident: reason %s, evidence %s", st.Reason, st.Evidence)
+	}
+	st, more := run(p, st, 9, 14, counts)
+	ds = append(ds, more...)
 	if st.Result != "" || st.Step != 0 {
 		t.Fatalf("the canary was judged during the incident: result %q step %d: %s", st.Result, st.Step, st.Evidence)
 	}
