@@ -235,6 +235,9 @@ func Simulate(cfg Config) ([]Cell, error) {
 			rates = sc.Rates
 		}
 		for _, rate := range rates {
+			if rate < sc.MinRate {
+				continue
+			}
 			cells = append(cells, simulateCell(cfg, sc, rate, maxP99, workers))
 		}
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"math"
@@ -12,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/strategy"
 )
 
@@ -364,5 +367,73 @@ func BenchmarkDecisions(b *testing.B) {
 		b.ReportMetric(median(aa.PromoteTimes), "promote-s")
 		b.ReportMetric(100*float64(bad.Promoted)/float64(bad.Runs), "missed-2x-%")
 		b.ReportMetric(median(bad.RollbackTimes), "rollback-2x-s")
+	}
+}
+
+// TestStoredIsTheJSONRoundTrip: the simulator's stored is what the status
+// becomes through JSON (the API server), on states of a release in its third
+// step, during a shared incident and after its conclusion.
+func TestStoredIsTheJSONRoundTrip(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, id := range []string{"aa", "outage-step3", "errors5x"} {
+		all := Scenarios(cfg.BaseErrorRate)
+		sc := all[slices.IndexFunc(all, func(s Scenario) bool { return s.ID == id })]
+		f := newFledge(cfg.policy(), SourceBuiltin)
+		st := newStream(sc, 1000, rand.New(rand.NewPCG(1, 1)))
+		st.outage = [2]float64{40, 50}
+		var reqs []request
+		for i := 1; i < 200; i++ {
+			reqs = st.next(float64(i-1), 1, reqs)
+			for _, r := range reqs {
+				side := stableSide
+				if r.arm < f.weight() {
+					side = canarySide
+				}
+				failed, bucket := st.outcome(r, side, float64(i-1))
+				f.cur.add(side, failed, bucket)
+			}
+			// An instant off the whole seconds and microseconds.
+			done := f.tick(i, float64(i)+0.123456789)
+			b, err := json.Marshal(f.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want fledgev1.AutoStatus
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if got := stored(f.st); !equality.Semantic.DeepEqual(got, want) || !got.StepStartedAt.Equal(&want.StepStartedAt) {
+				t.Fatalf("%s, check %d: stored\n%+v\nJSON\n%+v", id, i, got, want)
+			}
+			if done {
+				break
+			}
+		}
+	}
+}
+
+// BenchmarkStored measures the status' JSON round trip the simulator does
+// after every check (as the controller's status goes through the API server).
+func BenchmarkStored(b *testing.B) {
+	cfg := DefaultConfig()
+	f := newFledge(cfg.policy(), SourceBuiltin)
+	st := newStream(Scenarios(0.005)[0], 1000, rand.New(rand.NewPCG(1, 1)))
+	var reqs []request
+	for i := 1; f.st.Step < 2; i++ {
+		reqs = st.next(float64(i-1), 1, reqs)
+		for _, r := range reqs {
+			side := stableSide
+			if r.arm < f.weight() {
+				side = canarySide
+			}
+			failed, bucket := st.outcome(r, side, 0)
+			f.cur.add(side, failed, bucket)
+		}
+		if f.tick(i, float64(i)) {
+			b.Fatal("decided before the third step")
+		}
+	}
+	for b.Loop() {
+		stored(f.st)
 	}
 }

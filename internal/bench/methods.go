@@ -1,10 +1,11 @@
 package bench
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/analysis"
@@ -75,18 +76,34 @@ func newFledge(p strategy.Policy, source string) *fledgeMethod {
 	return &fledgeMethod{p: p, st: st, source: source}
 }
 
-// stored is st as the controller reads it back from the API server: through
-// JSON (whole seconds in metav1.Time, whole counts in the finished steps).
+// stored is st as the controller reads it back from the API server, where
+// it goes through JSON: metav1.Time keeps whole seconds, metav1.MicroTime
+// microseconds, in UTC; the counts are integers already.
+// TestStoredIsTheJSONRoundTrip checks it against encoding/json, which costs
+// more than the check itself.
 func stored(st fledgev1.AutoStatus) fledgev1.AutoStatus {
-	b, err := json.Marshal(st)
-	if err != nil {
-		panic(err)
+	sec := func(t *metav1.Time) {
+		if t != nil && !t.IsZero() {
+			t.Time = t.UTC().Truncate(time.Second)
+		}
 	}
-	var out fledgev1.AutoStatus
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
+	sec(&st.StartedAt)
+	sec(&st.StepStartedAt)
+	if st.ConcludedAt != nil {
+		t := *st.ConcludedAt
+		sec(&t)
+		st.ConcludedAt = &t
 	}
-	return out
+	if st.IncidentSince != nil {
+		t := *st.IncidentSince
+		sec(&t)
+		st.IncidentSince = &t
+	}
+	if st.MeasuredAt != nil {
+		m := metav1.NewMicroTime(st.MeasuredAt.UTC().Truncate(time.Microsecond))
+		st.MeasuredAt = &m
+	}
+	return st
 }
 
 func (f *fledgeMethod) weight() float64     { return float64(f.st.Weight) / 100 }

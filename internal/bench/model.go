@@ -49,6 +49,8 @@ type Scenario struct {
 	Bad bool
 	// Rates overrides Config.Rates for this scenario when not empty.
 	Rates []float64
+	// MinRate leaves out the rates of Config.Rates below it.
+	MinRate float64
 	// Outage, when set, gives both versions Outage.ErrorRate errors for
 	// Outage.Length, starting Outage.After into fledge's step Outage.Step.
 	Outage *Episode
@@ -92,14 +94,18 @@ func Scenarios(base float64) []Scenario {
 	with := func(s Scenario, f func(*Scenario)) Scenario { f(&s); return s }
 	out := []Scenario{
 		with(aa, func(s *Scenario) { s.ID, s.Name = "aa", "A/A (canary = stable)" }),
-		with(aa, func(s *Scenario) { s.ID, s.Name, s.CanaryErrorRate, s.Bad = "errors2x", "errors 2×", 2*base, true }),
-		with(aa, func(s *Scenario) { s.ID, s.Name, s.CanaryErrorRate, s.Bad = "errors5x", "errors 5×", 5*base, true }),
 		with(aa, func(s *Scenario) {
-			s.ID, s.Name, s.CanaryMedian, s.Bad = "latency50", "latency only +50%", 1.5*median, true
+			s.ID, s.Name, s.CanaryErrorRate, s.Bad, s.MinRate = "errors2x", "errors 2×", 2*base, true, 10
+		}),
+		with(aa, func(s *Scenario) {
+			s.ID, s.Name, s.CanaryErrorRate, s.Bad, s.MinRate = "errors5x", "errors 5×", 5*base, true, 10
+		}),
+		with(aa, func(s *Scenario) {
+			s.ID, s.Name, s.CanaryMedian, s.Bad, s.MinRate = "latency50", "latency only +50%", 1.5*median, true, 10
 		}),
 		with(aa, func(s *Scenario) {
 			s.ID, s.Name, s.Sigma, s.TailShare, s.TailFactor = "aa-heavy", "A/A, heavy-tailed latency (σ 1, 2% × 20)", 1, 0.02, 20
-			s.Rates = []float64{10, 100, 1000}
+			s.MinRate = 10
 		}),
 		with(aa, func(s *Scenario) {
 			s.ID, s.Name, s.Sigma, s.TailShare, s.TailFactor = "latency50-heavy", "latency +50%, heavy-tailed (σ 1, 2% × 20)", 1, 0.02, 20
@@ -111,19 +117,19 @@ func Scenarios(base float64) []Scenario {
 			s.ID = fmt.Sprintf("outage-step%d", step+1)
 			s.Name = fmt.Sprintf("A/A, shared outage (both 50%% errors, 10 s) in step %d", step+1)
 			s.Outage = &Episode{Step: step, After: 2, Length: 10, ErrorRate: 0.5}
-			s.Rates = []float64{10, 100, 1000}
+			s.MinRate = 10
 		}))
 	}
 	out = append(out,
 		with(aa, func(s *Scenario) {
 			s.ID, s.Name, s.Bad = "bursts", "canary bursts (50% errors 5 s in 60 s)", true
 			s.Burst = &Burst{Every: 60, Length: 5, ErrorRate: 0.5}
-			s.Rates = []float64{10, 100, 1000}
+			s.MinRate = 10
 		}),
 		with(aa, func(s *Scenario) {
 			s.ID, s.Name = "gap", "A/A, traffic gap (0 req/s for 30 s) 5 s into step 1"
 			s.Gap = &Episode{Step: 0, After: 5, Length: 30}
-			s.Rates = []float64{10, 100, 1000}
+			s.MinRate = 10
 		}),
 		with(aa, func(s *Scenario) {
 			s.ID, s.Name, s.Source = "aa-increase", "A/A, Prometheus increase() (extrapolated)", SourceIncrease
