@@ -59,15 +59,18 @@ type Config struct {
 
 	// Flagger-style rule [--flagger-interval 60s, --flagger-threshold 5,
 	// --flagger-step-weight 10, --flagger-max-weight 50,
-	// --flagger-max-error-rate 0.015, --flagger-max-p99 0 (auto)].
-	FlaggerInterval     time.Duration
-	FlaggerThreshold    int
-	FlaggerStepWeight   int
-	FlaggerMaxWeight    int
+	// --flagger-max-error-rate 0 (auto), --flagger-max-p99 0 (auto)].
+	FlaggerInterval   time.Duration
+	FlaggerThreshold  int
+	FlaggerStepWeight int
+	FlaggerMaxWeight  int
+	// FlaggerMaxErrorRate is the error rate limit; 0 puts it at 1.5 ×
+	// BaseErrorRate, between the healthy canary's and the 2× canary's.
 	FlaggerMaxErrorRate float64
-	// FlaggerMaxP99 is the p99 latency limit; 0 puts it halfway (geometric
-	// mean) between the stable's and the +50% canary's expected p99, as
-	// histogram_quantile computes them on the model's buckets.
+	// FlaggerMaxP99 is the p99 latency limit; 0 puts it, for each scenario,
+	// halfway (geometric mean) between the stable's and a +50% canary's
+	// expected p99 with the scenario's latency shape, as histogram_quantile
+	// computes them on the gateway's buckets.
 	FlaggerMaxP99 time.Duration
 
 	// Fixed-horizon test: canary weight in percent during the test and the
@@ -90,7 +93,6 @@ func DefaultConfig() Config {
 		FlaggerThreshold:    5,
 		FlaggerStepWeight:   10,
 		FlaggerMaxWeight:    50,
-		FlaggerMaxErrorRate: 0.015,
 		FixedWeight:         10,
 		FixedHorizon:        5 * time.Minute,
 	}
@@ -167,13 +169,22 @@ func (c Config) scenarios() ([]Scenario, error) {
 	return out, nil
 }
 
-// maxP99 is the Flagger latency limit in seconds.
-func (c Config) maxP99() float64 {
+// maxP99 is the Flagger latency limit in seconds for scenario sc.
+func (c Config) maxP99(sc Scenario) float64 {
 	if c.FlaggerMaxP99 > 0 {
 		return c.FlaggerMaxP99.Seconds()
 	}
-	s, cn := bucketFractions(0.05), bucketFractions(0.075)
+	const median = 0.05
+	s, cn := bucketFractions(sc, median), bucketFractions(sc, 1.5*median)
 	return math.Sqrt(histogramQuantile(0.99, s[:]) * histogramQuantile(0.99, cn[:]))
+}
+
+// flaggerMaxErrorRate is the Flagger error rate limit.
+func (c Config) flaggerMaxErrorRate() float64 {
+	if c.FlaggerMaxErrorRate > 0 {
+		return c.FlaggerMaxErrorRate
+	}
+	return 1.5 * c.BaseErrorRate
 }
 
 // Method names, in the order of Cell.Methods.
@@ -228,7 +239,6 @@ func Simulate(cfg Config) ([]Cell, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	var cells []Cell
-	maxP99 := cfg.maxP99()
 	for _, sc := range scs {
 		rates := cfg.Rates
 		if len(sc.Rates) > 0 {
@@ -238,7 +248,7 @@ func Simulate(cfg Config) ([]Cell, error) {
 			if rate < sc.MinRate {
 				continue
 			}
-			cells = append(cells, simulateCell(cfg, sc, rate, maxP99, workers))
+			cells = append(cells, simulateCell(cfg, sc, rate, cfg.maxP99(sc), workers))
 		}
 	}
 	return cells, nil

@@ -253,6 +253,7 @@ func TestHistogramQuantile(t *testing.T) {
 // at the fifth interval; five failed checks roll back at the sixth.
 func TestFlaggerRule(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.FlaggerMaxErrorRate = 0.015
 	for _, tt := range []struct {
 		name     string
 		errRate  float64

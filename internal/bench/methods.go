@@ -193,7 +193,7 @@ func newFlagger(cfg Config, maxP99 float64, slice float64) *flaggerMethod {
 		threshold:    cfg.FlaggerThreshold,
 		stepWeight:   float64(cfg.FlaggerStepWeight) / 100,
 		maxWeight:    float64(cfg.FlaggerMaxWeight) / 100,
-		maxErrorRate: cfg.FlaggerMaxErrorRate,
+		maxErrorRate: cfg.flaggerMaxErrorRate(),
 		maxP99:       maxP99,
 		w:            float64(cfg.FlaggerStepWeight) / 100,
 	}

@@ -284,18 +284,21 @@ func (c *counters) add(side int, failed bool, bucket int) {
 	c.buckets[side][bucket]++
 }
 
-// bucketFractions returns the expected share of requests in each bucket for a
-// log-normal with the given median.
-func bucketFractions(median float64) [nBuckets]float64 {
+// bucketFractions returns the expected share of requests in each bucket for
+// the latency of scenario sc's shape (its Sigma, tail share and factor) with
+// the given median.
+func bucketFractions(sc Scenario, median float64) [nBuckets]float64 {
+	sigma := cmp.Or(sc.Sigma, Sigma)
+	cdf := func(b, m float64) float64 { return 0.5 * math.Erfc(-math.Log(b/m)/sigma/math.Sqrt2) }
 	var f [nBuckets]float64
 	prev := 0.0
 	for k := range nBuckets {
-		cdf := 1.0
+		c := 1.0
 		if k < nBuckets-1 {
-			cdf = 0.5 * math.Erfc(-math.Log(Buckets[k]/median)/Sigma/math.Sqrt2)
+			c = (1-sc.TailShare)*cdf(Buckets[k], median) + sc.TailShare*cdf(Buckets[k], median*max(1, sc.TailFactor))
 		}
-		f[k] = cdf - prev
-		prev = cdf
+		f[k] = c - prev
+		prev = c
 	}
 	return f
 }

@@ -22,8 +22,16 @@ func writeReport(w io.Writer, cfg Config, cells []Cell) error {
 	fmt.Fprintf(&b, "- **fledge**: the controller's code (`strategy.Begin` and `strategy.Next` every %s on a simulated clock, with the current step's counts since its start as the builtin source gives them) and its default policy unless set: steps %v%%, at least %s under load and %g canary requests per step, soak %s, progress deadline %s with action %s, α %g, β %g, bad = %g× the stable's error rate (%g× before the last step) or %g× its share of slow requests, guard %s.\n",
 		dur(cfg.ScrapeInterval), p.Steps, dur(p.StepDuration), c.MinRequests, dur(p.Soak), dur(p.ProgressDeadline), p.DeadlineAction,
 		c.Alpha, c.Beta, c.BadErrorRatio, max(c.BadErrorRatio, strategy.RampBadErrorRatio), c.BadLatencyRatio, pct(c.MaxErrorRate))
-	fmt.Fprintf(&b, "- **Flagger-style**: every %s a check fails when the canary's error rate over the interval is above %s or its p99 (histogram_quantile) is above %.0f ms, or it had no request; %d failed checks roll back at the next interval; a passed check adds %d%% up to %d%%, then promotes.\n",
-		dur(cfg.FlaggerInterval), pct(cfg.FlaggerMaxErrorRate), cfg.maxP99()*1000, cfg.FlaggerThreshold, cfg.FlaggerStepWeight, cfg.FlaggerMaxWeight)
+	p99 := "halfway (geometric mean) between the stable's and a +50% canary's expected p99 for the scenario's latency shape"
+	if all := Scenarios(cfg.BaseErrorRate); len(all) > 0 {
+		p99 = fmt.Sprintf("%s (%.0f ms for σ %g; %.0f ms for the heavy tail)", p99, cfg.maxP99(all[0])*1000, Sigma,
+			cfg.maxP99(Scenario{Sigma: 1, TailShare: 0.02, TailFactor: 20})*1000)
+	}
+	if cfg.FlaggerMaxP99 > 0 {
+		p99 = fmt.Sprintf("%.0f ms", cfg.FlaggerMaxP99.Seconds()*1000)
+	}
+	fmt.Fprintf(&b, "- **Flagger-style**: every %s a check fails when the canary's error rate over the interval is above %s (between the healthy and the 2× canary) or its p99 (histogram_quantile) is above %s, or it had no request; %d failed checks roll back at the next interval; a passed check adds %d%% up to %d%%, then promotes.\n",
+		dur(cfg.FlaggerInterval), pct(cfg.flaggerMaxErrorRate()), p99, cfg.FlaggerThreshold, cfg.FlaggerStepWeight, cfg.FlaggerMaxWeight)
 	fmt.Fprintf(&b, "- **fixed-horizon**: canary at %d%% for %s, then one-sided two-proportion z-test (errors) and Mann-Whitney (latency buckets), each at α/2 = %g; reject → roll back, else promote.\n\n",
 		cfg.FixedWeight, dur(cfg.FixedHorizon), c.Alpha/2)
 	b.WriteString("*wrong* = healthy canaries rolled back (A/A, healthy) or bad canaries promoted (others): count / runs, then the one-sided 95% upper confidence bound of the rate; *undec.* = no decision by the end of the run (*held*: of those, held by fledge's progress deadline). *time* = time to the right decision, median / 90th percentile, over the runs that took it.\n\n")
