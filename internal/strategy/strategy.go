@@ -148,9 +148,11 @@ func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Wind
 	v := analysis.Judge(criteria, obs)
 	out.Verdict = &v
 	switch {
-	case s.IncidentSince != nil && !(v.Result == analysis.Fail && v.Reason != analysis.ReasonErrorRateAboveLimit):
+	case s.IncidentSince != nil && (v.Result == analysis.Pass || v.Reason == analysis.ReasonErrorRateAboveLimit ||
+		v.Reason == analysis.ReasonCollectingEvidence || v.Reason == analysis.ReasonTooFewRequests):
 		// Only a canary worse than the stable over the same seconds fails
-		// during a shared incident.
+		// during a shared incident; nothing passes. (Other reasons, such as
+		// a metrics source that is down, are kept.)
 		v.Result, v.Reason = analysis.Inconclusive, analysis.ReasonSharedIncident
 		v.Evidence = fmt.Sprintf("the stable fails too (since %s): an incident on both versions, so the judgment waits for it to end; %s",
 			s.IncidentSince.UTC().Format(time.RFC3339), v.Evidence)
