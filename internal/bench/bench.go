@@ -83,18 +83,18 @@ type Config struct {
 // DefaultConfig returns the configuration of the table in docs/decisions.md.
 func DefaultConfig() Config {
 	return Config{
-		Runs:                500,
-		Seed:                1,
-		Rates:               []float64{1, 10, 100, 1000},
-		BaseErrorRate:       0.005,
-		MaxDuration:         time.Hour,
-		ScrapeInterval:      time.Second,
-		FlaggerInterval:     time.Minute,
-		FlaggerThreshold:    5,
-		FlaggerStepWeight:   10,
-		FlaggerMaxWeight:    50,
-		FixedWeight:         10,
-		FixedHorizon:        5 * time.Minute,
+		Runs:              500,
+		Seed:              1,
+		Rates:             []float64{1, 10, 100, 1000},
+		BaseErrorRate:     0.005,
+		MaxDuration:       time.Hour,
+		ScrapeInterval:    time.Second,
+		FlaggerInterval:   time.Minute,
+		FlaggerThreshold:  5,
+		FlaggerStepWeight: 10,
+		FlaggerMaxWeight:  50,
+		FixedWeight:       10,
+		FixedHorizon:      5 * time.Minute,
 	}
 }
 
