@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,6 +26,9 @@ func newGatewayCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := positiveFlags(cmd.Flags(), "shutdown-delay"); err != nil {
+				return err
+			}
+			if err := errors.Join(listenAddr("http-addr", opts.HTTPAddr, false), listenAddr("metrics-addr", opts.MetricsAddr, false)); err != nil {
 				return err
 			}
 			cfg, err := restConfig(kubeconfig)

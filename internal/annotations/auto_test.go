@@ -25,6 +25,7 @@ func TestParseAutoPolicy(t *testing.T) {
 	}
 	for _, bad := range []string{"steps=0,10", "steps=10,5", "steps=10,100", "step-duration=10", "step-duration=-1s",
 		"max-error-rate=5", "latency=yes", "source=datadog", "speed=fast", "steps", "steps=10; steps=20", "step-requests=-1",
+		"max-error-rate=200%", "acceptable-error-rate=100%", "false-rollback-rate=0%", "false-rollback-rate=100%",
 		"soak=-1s", "soak=long", "deadline-action=ignore", "deadline-action=Pause"} {
 		if _, err := ParseAutoPolicy(bad); !errors.Is(err, ErrInvalidPolicy) {
 			t.Errorf("ParseAutoPolicy(%q) = %v, want ErrInvalidPolicy", bad, err)
