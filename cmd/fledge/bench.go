@@ -62,7 +62,7 @@ target cell.`,
 				}
 			}
 			cfg.Policy.DeadlineAction = fledgev1.DeadlineAction(action)
-			return bench.Run(cfg, cmd.OutOrStdout())
+			return bench.Run(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
 	f := decisions.Flags()

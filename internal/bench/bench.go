@@ -11,6 +11,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -229,7 +230,8 @@ type Cell struct {
 var ErrInvalidConfig = errors.New("invalid benchmark configuration")
 
 // Simulate runs every cell and returns the results in scenario, rate order.
-func Simulate(cfg Config) ([]Cell, error) {
+// It stops, with ctx's error, soon after ctx ends.
+func Simulate(ctx context.Context, cfg Config) ([]Cell, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -248,7 +250,11 @@ func Simulate(cfg Config) ([]Cell, error) {
 			if rate < sc.MinRate {
 				continue
 			}
-			cells = append(cells, simulateCell(cfg, sc, rate, cfg.maxP99(sc), workers))
+			cell := simulateCell(ctx, cfg, sc, rate, cfg.maxP99(sc), workers)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			cells = append(cells, cell)
 		}
 	}
 	return cells, nil
@@ -270,7 +276,7 @@ func runSeed(sc Scenario, rate float64, run int) uint64 {
 	return mix(mix(h.Sum64()^math.Float64bits(rate)) ^ uint64(run))
 }
 
-func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Cell {
+func simulateCell(ctx context.Context, cfg Config, sc Scenario, rate, maxP99 float64, workers int) Cell {
 	outs := make([][3]outcome, cfg.Runs)
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -283,6 +289,9 @@ func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Ce
 		})
 	}
 	for run := range cfg.Runs {
+		if ctx.Err() != nil {
+			break
+		}
 		next <- run
 	}
 	close(next)
@@ -395,8 +404,8 @@ func simulateRun(cfg Config, sc Scenario, rate, maxP99 float64, rng *rand.Rand) 
 }
 
 // Run simulates cfg and writes the Markdown report to w.
-func Run(cfg Config, w io.Writer) error {
-	cells, err := Simulate(cfg)
+func Run(ctx context.Context, cfg Config, w io.Writer) error {
+	cells, err := Simulate(ctx, cfg)
 	if err != nil {
 		return err
 	}

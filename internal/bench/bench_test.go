@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,7 +30,7 @@ func TestDecisionTable(t *testing.T) {
 	if !*table {
 		t.Skip("pass -table to print the full decision table")
 	}
-	if err := Run(DefaultConfig(), os.Stdout); err != nil {
+	if err := Run(t.Context(), DefaultConfig(), os.Stdout); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -47,7 +48,7 @@ func TestTargets(t *testing.T) {
 	cfg.Runs = 200
 	cfg.Rates = []float64{100}
 	cfg.Scenarios = []string{"aa", "errors5x", "outage-step1", "outage-step2", "outage-step3", "bursts", "gap", "e2e-bad"}
-	cells, err := Simulate(cfg)
+	cells, err := Simulate(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestBenchRunsTheController(t *testing.T) {
 	promote := func(soak time.Duration) float64 {
 		c := cfg
 		c.Policy.Soak = &metav1.Duration{Duration: soak}
-		cells, err := Simulate(c)
+		cells, err := Simulate(t.Context(), c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func TestBenchRunsTheController(t *testing.T) {
 	c.Rates = []float64{1}
 	c.MaxDuration = 10 * time.Minute
 	c.Policy.ProgressDeadline = &metav1.Duration{Duration: 5 * time.Minute}
-	cells, err := Simulate(c)
+	cells, err := Simulate(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,11 +135,11 @@ func TestDeterministic(t *testing.T) {
 	cfg.Scenarios = []string{"errors5x", "latency50"}
 	var a, b bytes.Buffer
 	cfg.Workers = 1
-	if err := Run(cfg, &a); err != nil {
+	if err := Run(t.Context(), cfg, &a); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Workers = 3
-	if err := Run(cfg, &b); err != nil {
+	if err := Run(t.Context(), cfg, &b); err != nil {
 		t.Fatal(err)
 	}
 	if a.String() != b.String() {
@@ -146,6 +147,16 @@ func TestDeterministic(t *testing.T) {
 	}
 	if !strings.Contains(a.String(), "| errors 5× | 100 | roll back |") {
 		t.Errorf("report lacks the errors 5× row:\n%s", a.String())
+	}
+}
+
+// TestSimulateStops: a simulation stops with the context's error when the
+// context ends (Ctrl-C on fledge bench decisions).
+func TestSimulateStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := Simulate(ctx, DefaultConfig()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Simulate with a cancelled context: %v, want context.Canceled", err)
 	}
 }
 
@@ -168,7 +179,7 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: Validate() = nil", name)
 		}
-		if _, err := Simulate(c); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := Simulate(t.Context(), c); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: Simulate error %v, want ErrInvalidConfig", name, err)
 		}
 	}
@@ -359,7 +370,7 @@ func BenchmarkDecisions(b *testing.B) {
 	cfg.Rates = []float64{100}
 	cfg.Scenarios = []string{"aa", "errors2x"}
 	for b.Loop() {
-		cells, err := Simulate(cfg)
+		cells, err := Simulate(b.Context(), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
