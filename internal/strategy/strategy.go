@@ -75,9 +75,15 @@ func Begin(p Policy, canary string, prev *fledgev1.AutoStatus, now time.Time) (s
 //     removed, and the step then starts over.
 //   - A concluded release keeps its weight (0 or 100).
 //   - Otherwise the counts are judged against the finished steps' counts: Fail
-//     rolls back at once; Pass after StepDuration moves to the next step, or
-//     promotes after the last one; a step without a verdict within
-//     ProgressDeadline rolls back.
+//     rolls back at once; Pass after StepDuration under load (intervals in
+//     which both versions served requests, outside shared incidents) moves to
+//     the next step, or promotes after the last one once the analysis has had
+//     Soak under load; a Pass right after an interval without traffic on both
+//     versions waits (a gap never passes a step). While the stable fails too
+//     (a shared incident) nothing passes and only the relative tests can fail
+//     the canary. A step without a verdict within ProgressDeadline gets the
+//     DeadlineAction; before that, when the traffic is too low for a verdict
+//     in time, Forecast says so.
 func Next(p Policy, st fledgev1.AutoStatus, started bool, current *analysis.Window, metricsErr error, now time.Time) Outcome {
 	out := Outcome{State: st}
 	s := &out.State
