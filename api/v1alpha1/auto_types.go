@@ -15,6 +15,22 @@ const (
 	OverridePromote Override = "Promote"
 )
 
+// DeadlineAction is what happens to a canary whose step reaches no verdict
+// within the progress deadline.
+// +kubebuilder:validation:Enum=rollback;pause;promote
+type DeadlineAction string
+
+const (
+	// DeadlineRollback rolls the canary back to 0%.
+	DeadlineRollback DeadlineAction = "rollback"
+	// DeadlinePause holds the canary at its weight and goes on judging it: a
+	// Fail still rolls it back, a Pass still steps it up.
+	DeadlinePause DeadlineAction = "pause"
+	// DeadlinePromote promotes the canary when the evidence does not lean
+	// towards a worse canary; otherwise it holds it as DeadlinePause does.
+	DeadlinePromote DeadlineAction = "promote"
+)
+
 // MetricSource names where the analysis reads request counts.
 // +kubebuilder:validation:Enum=builtin;prometheus
 type MetricSource string
@@ -36,18 +52,31 @@ type AutoPolicy struct {
 	// +kubebuilder:validation:MaxItems=20
 	// +optional
 	Steps []int32 `json:"steps,omitempty"`
-	// StepDuration is the least time spent at each step. Default 10s.
+	// StepDuration is the least time under load at each step: only the
+	// seconds in which both the stable and the canary served requests count.
+	// Default 10s.
 	// +optional
 	StepDuration *metav1.Duration `json:"stepDuration,omitempty"`
+	// Soak is the least time under load of the whole analysis before the
+	// canary is promoted: the last step goes on until it is reached, so that
+	// failures that recur every minute or so are seen. 0 turns it off.
+	// Default 2m.
+	// +optional
+	Soak *metav1.Duration `json:"soak,omitempty"`
 	// StepRequests is the least number of canary requests at each step before
 	// it may pass. Default 100.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	StepRequests *int32 `json:"stepRequests,omitempty"`
-	// ProgressDeadline rolls the canary back when a step reaches no verdict in
-	// this time (no traffic, no metrics). Default 30m.
+	// ProgressDeadline is the time a step may take without a verdict (too
+	// little traffic, no metrics); then DeadlineAction applies. Default 30m.
 	// +optional
 	ProgressDeadline *metav1.Duration `json:"progressDeadline,omitempty"`
+	// DeadlineAction is what the progress deadline does: rollback, pause
+	// (hold the weight and keep judging) or promote (only a canary whose
+	// evidence does not lean towards worse; others are held). Default pause.
+	// +optional
+	DeadlineAction DeadlineAction `json:"deadlineAction,omitempty"`
 	// MaxErrorRate fails the canary at once when its error rate is confidently
 	// above it, whatever the stable does. Default "20%".
 	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?%$`
@@ -117,6 +146,31 @@ type AutoStatus struct {
 	StartedAt metav1.Time `json:"startedAt"`
 	// StepStartedAt is when the current step started (or resumed).
 	StepStartedAt metav1.Time `json:"stepStartedAt"`
+	// MeasuredAt is when Current was measured, to the microsecond (the time
+	// under load adds up the intervals between measurements).
+	// +optional
+	MeasuredAt *metav1.MicroTime `json:"measuredAt,omitempty"`
+	// StepUnderLoad is the time under load of the current step: the
+	// intervals between measurements in which both versions served requests,
+	// outside shared incidents.
+	// +optional
+	StepUnderLoad *metav1.Duration `json:"stepUnderLoad,omitempty"`
+	// UnderLoad is the time under load of the whole analysis.
+	// +optional
+	UnderLoad *metav1.Duration `json:"underLoad,omitempty"`
+	// IncidentSince is set while the stable fails as well (an incident on
+	// both versions): the judgment waits, and only a canary worse than the
+	// stable is rolled back.
+	// +optional
+	IncidentSince *metav1.Time `json:"incidentSince,omitempty"`
+	// Held is set when the progress deadline passed and DeadlineAction held
+	// the canary at its weight; the analysis goes on.
+	// +optional
+	Held bool `json:"held,omitempty"`
+	// Forecast says, when the traffic is too low for a verdict before the
+	// progress deadline, how long a verdict needs at this rate.
+	// +optional
+	Forecast string `json:"forecast,omitempty"`
 	// Paused is set while an override holds the weight.
 	// +optional
 	Paused bool `json:"paused,omitempty"`

@@ -79,7 +79,8 @@ const (
 	PhaseFailed Phase = "Failed"
 	// PhaseProgressing: the automation is stepping the canary up.
 	PhaseProgressing Phase = "Progressing"
-	// PhasePaused: an override holds the canary's weight.
+	// PhasePaused: an override, or the progress deadline (deadlineAction
+	// pause), holds the canary's weight.
 	PhasePaused Phase = "Paused"
 	// PhaseRolledBack: the automation (or an abort) rolled the canary back.
 	PhaseRolledBack Phase = "RolledBack"

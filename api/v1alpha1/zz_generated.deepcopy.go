@@ -22,6 +22,11 @@ func (in *AutoPolicy) DeepCopyInto(out *AutoPolicy) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.Soak != nil {
+		in, out := &in.Soak, &out.Soak
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.StepRequests != nil {
 		in, out := &in.StepRequests, &out.StepRequests
 		*out = new(int32)
@@ -58,6 +63,24 @@ func (in *AutoStatus) DeepCopyInto(out *AutoStatus) {
 	*out = *in
 	in.StartedAt.DeepCopyInto(&out.StartedAt)
 	in.StepStartedAt.DeepCopyInto(&out.StepStartedAt)
+	if in.MeasuredAt != nil {
+		in, out := &in.MeasuredAt, &out.MeasuredAt
+		*out = (*in).DeepCopy()
+	}
+	if in.StepUnderLoad != nil {
+		in, out := &in.StepUnderLoad, &out.StepUnderLoad
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.UnderLoad != nil {
+		in, out := &in.UnderLoad, &out.UnderLoad
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.IncidentSince != nil {
+		in, out := &in.IncidentSince, &out.IncidentSince
+		*out = (*in).DeepCopy()
+	}
 	if in.ConcludedAt != nil {
 		in, out := &in.ConcludedAt, &out.ConcludedAt
 		*out = (*in).DeepCopy()

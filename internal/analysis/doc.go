@@ -70,10 +70,15 @@
 //
 // # Error rate: absolute guard
 //
-// Independently of the stable, the canary fails at once when its error rate is
-// confidently above MaxErrorRate (G): the mixture, over p = G + (1−G)·f with
-// f = .1, .25, .5, .75, .95 in equal weights, of (p/G)^e_c·((1−p)/(1−G))^(n_c−e_c)
-// reaches 1/α_g with α_g = 0.1·α.
+// The canary fails at once when its error rate in the current window (the
+// seconds both sides served alike) is confidently above MaxErrorRate (G): the
+// mixture, over p = G + (1−G)·f with f = .1, .25, .5, .75, .95 in equal
+// weights, of (p/G)^e_c·((1−p)/(1−G))^(n_c−e_c) reaches 1/α_g with α_g = 0.1·α;
+// unless the stable's error rate in the same window is at least SharedShare·G
+// (ErrorEvidence.Shared): errors on both versions are an incident the canary
+// shares, which the relative tests judge. Under "canary no worse than the
+// stable" the guard fires only when the canary is confidently above G while
+// the stable, over the same seconds, is under G/2.
 //
 // # Latency
 //

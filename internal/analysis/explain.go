@@ -13,9 +13,10 @@ import (
 // check the decision without knowing the formulas.
 
 func (ev ErrorEvidence) explainGuard(c Criteria) string {
-	return fmt.Sprintf("canary failed %s of %s requests (%s): that is %s times likelier if its error rate is above the %s limit than at the limit (rollback at %s)",
-		count(ev.CanaryEvents), count(ev.CanaryTotal), pct(ev.CanaryRate()),
-		odds(ev.AboveLimit), pct(c.MaxErrorRate), odds(ev.AboveLimitAt))
+	return fmt.Sprintf("canary failed %s of %s requests (%s) in this step, stable %s of %s (%s): that is %s times likelier if its error rate is above the %s limit than at the limit (rollback at %s), and the stable is under %s",
+		count(ev.GuardCanaryErrors), count(ev.GuardCanaryTotal), pct(ratio(ev.GuardCanaryErrors, ev.GuardCanaryTotal)),
+		count(ev.GuardStableErrors), count(ev.GuardStableTotal), pct(ratio(ev.GuardStableErrors, ev.GuardStableTotal)),
+		odds(ev.AboveLimit), pct(c.MaxErrorRate), odds(ev.AboveLimitAt), pct(c.MaxErrorRate*SharedShare))
 }
 
 func (ev ErrorEvidence) explainFail() string {

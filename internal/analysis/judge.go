@@ -5,6 +5,11 @@ import (
 	"math"
 )
 
+// SharedShare is the share of MaxErrorRate at which the stable's own error
+// rate, in the current window, is an incident shared by both versions: the
+// absolute guard then holds (the relative tests still run).
+const SharedShare = 0.5
+
 // Shares of α (see the package documentation).
 const (
 	guardShare = 0.1
@@ -33,6 +38,7 @@ func Judge(c Criteria, obs Observation) Verdict {
 		alphaTest /= 2
 	}
 
+	cur := obs.Windows[len(obs.Windows)-1]
 	v := Verdict{Errors: judgeErrors(c, obs.Windows, alphaTest)}
 	errFail, errPass := v.Errors.failed(c), v.Errors.passed()
 
@@ -41,10 +47,9 @@ func Judge(c Criteria, obs Observation) Verdict {
 		lat = judgeLatency(c, obs.Windows, alphaTest)
 		v.Latency = lat.ev
 	}
-	cur := obs.Windows[len(obs.Windows)-1]
 
 	switch {
-	case c.MaxErrorRate > 0 && v.Errors.AboveLimit >= v.Errors.AboveLimitAt:
+	case c.MaxErrorRate > 0 && v.Errors.AboveLimit >= v.Errors.AboveLimitAt && !v.Errors.Shared:
 		v.Result, v.Reason = Fail, ReasonErrorRateAboveLimit
 		v.Evidence = v.Errors.explainGuard(c)
 	case errFail:
@@ -119,8 +124,14 @@ func judgeErrors(c Criteria, ws []Window, alpha float64) ErrorEvidence {
 	ev.PassAt = 2 / c.Beta
 	ev.NotBad = math.Exp(-logLR(splits, c.BadErrorRatio, 1))
 	if c.MaxErrorRate > 0 {
+		// The guard looks at the current window only, where both sides served
+		// the same seconds, and holds while the stable fails too.
+		cur := ws[len(ws)-1]
+		ev.GuardCanaryErrors, ev.GuardCanaryTotal = min(cur.Canary.Errors, cur.Canary.Requests), cur.Canary.Requests
+		ev.GuardStableErrors, ev.GuardStableTotal = min(cur.Stable.Errors, cur.Stable.Requests), cur.Stable.Requests
 		ev.AboveLimitAt = 1 / (c.Alpha * guardShare)
-		ev.AboveLimit = math.Exp(logGuard(ev.CanaryEvents, ev.CanaryTotal, c.MaxErrorRate))
+		ev.AboveLimit = math.Exp(logGuard(ev.GuardCanaryErrors, ev.GuardCanaryTotal, c.MaxErrorRate))
+		ev.Shared = ev.GuardStableTotal > 0 && ev.GuardStableErrors/ev.GuardStableTotal >= c.MaxErrorRate*SharedShare
 	}
 	if c.AcceptableErrorRate > 0 {
 		ev.BelowAcceptableAt = 2 / c.Beta

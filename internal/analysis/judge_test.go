@@ -174,8 +174,26 @@ func TestJudge(t *testing.T) {
 			want: Pass, reason: ReasonHealthy,
 		},
 		"absolute guard": {
+			criteria: DefaultCriteria(), obs: one(sample(900, 45), sample(100, 40)),
+			want: Fail, reason: ReasonErrorRateAboveLimit, evidence: []string{"40 of 100", "stable 45 of 900", "under 10%"},
+		},
+		"the guard holds while the stable fails too": {
 			criteria: DefaultCriteria(), obs: one(sample(900, 270), sample(100, 40)),
-			want: Fail, reason: ReasonErrorRateAboveLimit,
+			want: Inconclusive, reason: ReasonCollectingEvidence,
+		},
+		"a shared outage in the current step is not blamed on the canary by the guard": {
+			criteria: errorsOnly(),
+			obs: Observation{Windows: []Window{
+				{Stable: Sample{Requests: 9000, Errors: 45}, Canary: Sample{Requests: 1000, Errors: 5}},
+				{Stable: Sample{Requests: 7500, Errors: 2500}, Canary: Sample{Requests: 2500, Errors: 850}},
+			}},
+			// Judge compares the split; the step machine holds the step
+			// while the incident lasts.
+			want: Pass, reason: ReasonHealthy,
+		},
+		"a crashing canary fails during a shared incident through the relative test": {
+			criteria: errorsOnly(), obs: one(sample(900, 270), sample(100, 100)),
+			want: Fail, reason: ReasonErrorRateHigher,
 		},
 		"guard off, both sides equally broken": {
 			criteria: func() Criteria { c := DefaultCriteria(); c.MaxErrorRate = 0; return c }(),

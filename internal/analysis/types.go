@@ -168,7 +168,8 @@ type Reason string
 const (
 	// ReasonHealthy: every test passed.
 	ReasonHealthy Reason = "Healthy"
-	// ReasonErrorRateAboveLimit: the canary's error rate is confidently above MaxErrorRate.
+	// ReasonErrorRateAboveLimit: the canary's error rate is confidently above
+	// MaxErrorRate while the stable's is not near it.
 	ReasonErrorRateAboveLimit Reason = "ErrorRateAboveLimit"
 	// ReasonErrorRateHigher: the canary fails confidently more often than the stable.
 	ReasonErrorRateHigher Reason = "ErrorRateHigher"
@@ -189,6 +190,13 @@ const (
 	ReasonInvalidMetrics Reason = "InvalidMetrics"
 	// ReasonMetricsUnavailable: the metrics source failed.
 	ReasonMetricsUnavailable Reason = "MetricsUnavailable"
+	// ReasonSharedIncident: the stable fails too (set by the step machine,
+	// which sees the errors of each interval); the judgment waits.
+	ReasonSharedIncident Reason = "SharedIncident"
+	// ReasonNoRecentTraffic: the verdict would pass, but a version served
+	// nothing since the last look (set by the step machine): a traffic gap
+	// never passes a step.
+	ReasonNoRecentTraffic Reason = "NoRecentTraffic"
 	// ReasonInvalidCriteria: the Criteria do not validate.
 	ReasonInvalidCriteria Reason = "InvalidCriteria"
 )
@@ -232,9 +240,18 @@ func ratio(a, b float64) float64 {
 // ErrorEvidence is the evidence about error rates.
 type ErrorEvidence struct {
 	Comparison
-	// AboveLimit is the evidence that the canary's error rate is above
-	// MaxErrorRate; the guard fails the canary at AboveLimitAt.
+	// AboveLimit is the evidence that the canary's error rate in the current
+	// window is above MaxErrorRate; the guard fails the canary at
+	// AboveLimitAt, unless Shared.
 	AboveLimit, AboveLimitAt float64
+	// GuardCanaryErrors of GuardCanaryTotal requests, and the same for the
+	// stable, are the current window's counts the guard looks at.
+	GuardCanaryErrors, GuardCanaryTotal float64
+	GuardStableErrors, GuardStableTotal float64
+	// Shared is set when the stable's error rate in the current window is at
+	// least SharedShare × MaxErrorRate: an incident on both versions, which
+	// the guard does not blame on the canary.
+	Shared bool
 	// BelowAcceptable is the likelihood ratio of "a quarter of
 	// AcceptableErrorRate" against "AcceptableErrorRate"; the error test passes
 	// at BelowAcceptableAt whatever the stable does.

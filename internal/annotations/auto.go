@@ -35,7 +35,8 @@ var ErrInvalidPolicy = errors.New("invalid auto policy")
 
 // ParseAutoPolicy parses the fledge.dev/auto-policy syntax: KEY=VALUE settings
 // separated by ";". Keys: steps (comma-separated weights), step-duration,
-// step-requests, deadline, max-error-rate, acceptable-error-rate,
+// step-requests, soak (a duration, 0s for none), deadline, deadline-action
+// (rollback|pause|promote), max-error-rate, acceptable-error-rate,
 // false-rollback-rate (percentages such as "5%"), latency (on|off), source
 // (builtin|prometheus). Unknown keys and repeated keys are errors.
 func ParseAutoPolicy(s string) (*fledgev1.AutoPolicy, error) {
@@ -101,6 +102,19 @@ func setPolicy(p *fledgev1.AutoPolicy, k, v string) error {
 		p.StepDuration, err = duration()
 	case "deadline":
 		p.ProgressDeadline, err = duration()
+	case "soak":
+		d, perr := time.ParseDuration(v)
+		if perr != nil || d < 0 {
+			return fmt.Errorf("want a duration such as 2m, or 0s for none")
+		}
+		p.Soak = &metav1.Duration{Duration: d}
+	case "deadline-action":
+		switch a := fledgev1.DeadlineAction(v); a {
+		case fledgev1.DeadlineRollback, fledgev1.DeadlinePause, fledgev1.DeadlinePromote:
+			p.DeadlineAction = a
+		default:
+			return fmt.Errorf("want rollback, pause or promote")
+		}
 	case "step-requests":
 		n, perr := strconv.ParseInt(v, 10, 32)
 		if perr != nil || n < 0 {
@@ -130,7 +144,7 @@ func setPolicy(p *fledgev1.AutoPolicy, k, v string) error {
 			return fmt.Errorf("want builtin or prometheus")
 		}
 	default:
-		return fmt.Errorf("unknown key (want steps, step-duration, step-requests, deadline, max-error-rate, acceptable-error-rate, false-rollback-rate, latency or source)")
+		return fmt.Errorf("unknown key (want steps, step-duration, step-requests, soak, deadline, deadline-action, max-error-rate, acceptable-error-rate, false-rollback-rate, latency or source)")
 	}
 	return err
 }

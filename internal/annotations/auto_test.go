@@ -13,21 +13,26 @@ import (
 
 func TestParseAutoPolicy(t *testing.T) {
 	p, err := ParseAutoPolicy("steps=10, 25,50; step-duration=30s; step-requests=200; deadline=5m; max-error-rate=5%; " +
-		"acceptable-error-rate=0.5%; false-rollback-rate=1%; latency=off; source=prometheus")
+		"acceptable-error-rate=0.5%; false-rollback-rate=1%; latency=off; source=prometheus; soak=5m; deadline-action=rollback")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(p.Steps, []int32{10, 25, 50}) || p.StepDuration.Duration != 30*time.Second || *p.StepRequests != 200 ||
 		p.ProgressDeadline.Duration != 5*time.Minute || p.MaxErrorRate != "5%" || p.AcceptableErrorRate != "0.5%" ||
-		p.FalseRollbackRate != "1%" || *p.Latency || p.MetricSource != fledgev1.MetricSourcePrometheus {
+		p.FalseRollbackRate != "1%" || *p.Latency || p.MetricSource != fledgev1.MetricSourcePrometheus ||
+		p.Soak.Duration != 5*time.Minute || p.DeadlineAction != fledgev1.DeadlineRollback {
 		t.Errorf("policy = %+v", p)
 	}
 	for _, bad := range []string{"steps=0,10", "steps=10,5", "steps=10,100", "step-duration=10", "step-duration=-1s",
 		"max-error-rate=5", "latency=yes", "source=datadog", "speed=fast", "steps", "steps=10; steps=20", "step-requests=-1",
-		"max-error-rate=200%", "acceptable-error-rate=100%", "false-rollback-rate=0%", "false-rollback-rate=100%"} {
+		"max-error-rate=200%", "acceptable-error-rate=100%", "false-rollback-rate=0%", "false-rollback-rate=100%",
+		"soak=-1s", "soak=long", "deadline-action=ignore", "deadline-action=Pause"} {
 		if _, err := ParseAutoPolicy(bad); !errors.Is(err, ErrInvalidPolicy) {
 			t.Errorf("ParseAutoPolicy(%q) = %v, want ErrInvalidPolicy", bad, err)
 		}
+	}
+	if p, err := ParseAutoPolicy("soak=0s"); err != nil || p.Soak.Duration != 0 {
+		t.Errorf("soak=0s: %+v, %v; want no soak", p, err)
 	}
 }
 

@@ -11,6 +11,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -22,7 +23,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fledge-dev/fledge/internal/analysis"
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/strategy"
 )
 
 // Config of a benchmark run. The flag names in brackets are the ones `fledge
@@ -47,34 +49,29 @@ type Config struct {
 	// undecided [--max-duration 1h].
 	MaxDuration time.Duration
 
-	// Criteria of fledge's analysis.Judge [--alpha, --beta; the rest default].
-	Criteria analysis.Criteria
-	// Steps are fledge's canary weights in percent; Pass at the last one
-	// promotes [--steps 10,25,50].
-	Steps []int
-	// RampBadErrorRatio replaces Criteria.BadErrorRatio at every step but the
-	// last: stepping up only needs to rule out a canary that bad, while
-	// promoting, at the last step, needs the full criteria over the evidence
-	// of all steps. 0 uses Criteria.BadErrorRatio throughout
-	// [--ramp-bad-error-ratio 4].
-	RampBadErrorRatio float64
-	// MinStepDuration is the least time fledge stays at a step [--min-step 10s].
-	MinStepDuration time.Duration
-	// ScrapeInterval is how often fledge reads the counters and calls Judge;
-	// also the simulator's time slice [--interval 1s].
+	// Policy is fledge's spec.auto, as a user writes it: strategy.PolicyFrom
+	// applies the defaults, exactly as the controller does [--steps,
+	// --min-step, --soak, --deadline, --deadline-action].
+	Policy fledgev1.AutoPolicy
+	// ScrapeInterval is how often fledge reads the counters and calls
+	// strategy.Next (the controller's analysis interval); also the
+	// simulator's time slice [--interval 1s].
 	ScrapeInterval time.Duration
 
 	// Flagger-style rule [--flagger-interval 60s, --flagger-threshold 5,
 	// --flagger-step-weight 10, --flagger-max-weight 50,
-	// --flagger-max-error-rate 0.015, --flagger-max-p99 0 (auto)].
-	FlaggerInterval     time.Duration
-	FlaggerThreshold    int
-	FlaggerStepWeight   int
-	FlaggerMaxWeight    int
+	// --flagger-max-error-rate 0 (auto), --flagger-max-p99 0 (auto)].
+	FlaggerInterval   time.Duration
+	FlaggerThreshold  int
+	FlaggerStepWeight int
+	FlaggerMaxWeight  int
+	// FlaggerMaxErrorRate is the error rate limit; 0 puts it at 1.5 ×
+	// BaseErrorRate, between the healthy canary's and the 2× canary's.
 	FlaggerMaxErrorRate float64
-	// FlaggerMaxP99 is the p99 latency limit; 0 puts it halfway (geometric
-	// mean) between the stable's and the +50% canary's expected p99, as
-	// histogram_quantile computes them on the model's buckets.
+	// FlaggerMaxP99 is the p99 latency limit; 0 puts it, for each scenario,
+	// halfway (geometric mean) between the stable's and a +50% canary's
+	// expected p99 with the scenario's latency shape, as histogram_quantile
+	// computes them on the gateway's buckets.
 	FlaggerMaxP99 time.Duration
 
 	// Fixed-horizon test: canary weight in percent during the test and the
@@ -87,23 +84,18 @@ type Config struct {
 // DefaultConfig returns the configuration of the table in docs/decisions.md.
 func DefaultConfig() Config {
 	return Config{
-		Runs:                1000,
-		Seed:                1,
-		Rates:               []float64{10, 100, 1000},
-		BaseErrorRate:       0.01,
-		MaxDuration:         time.Hour,
-		Criteria:            analysis.DefaultCriteria(),
-		Steps:               []int{10, 25, 50},
-		RampBadErrorRatio:   4,
-		MinStepDuration:     10 * time.Second,
-		ScrapeInterval:      time.Second,
-		FlaggerInterval:     time.Minute,
-		FlaggerThreshold:    5,
-		FlaggerStepWeight:   10,
-		FlaggerMaxWeight:    50,
-		FlaggerMaxErrorRate: 0.015,
-		FixedWeight:         10,
-		FixedHorizon:        5 * time.Minute,
+		Runs:              500,
+		Seed:              1,
+		Rates:             []float64{1, 10, 100, 1000},
+		BaseErrorRate:     0.005,
+		MaxDuration:       time.Hour,
+		ScrapeInterval:    time.Second,
+		FlaggerInterval:   time.Minute,
+		FlaggerThreshold:  5,
+		FlaggerStepWeight: 10,
+		FlaggerMaxWeight:  50,
+		FixedWeight:       10,
+		FixedHorizon:      5 * time.Minute,
 	}
 }
 
@@ -125,12 +117,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("interval %v: want > 0", c.ScrapeInterval)
 	case !multiple(c.MaxDuration):
 		return fmt.Errorf("max duration %v: want a multiple of the interval %v", c.MaxDuration, c.ScrapeInterval)
-	case len(c.Steps) == 0 || slices.ContainsFunc(c.Steps, func(s int) bool { return s < 1 || s > 99 }):
-		return fmt.Errorf("steps %v: want weights in 1..99", c.Steps)
-	case !(c.RampBadErrorRatio == 0 || c.RampBadErrorRatio > 1) || math.IsInf(c.RampBadErrorRatio, 0):
-		return fmt.Errorf("ramp bad error ratio %v: want 0 (off) or a finite ratio > 1", c.RampBadErrorRatio)
-	case c.MinStepDuration < 0:
-		return fmt.Errorf("min step duration %v: want ≥ 0", c.MinStepDuration)
 	case !multiple(c.FlaggerInterval):
 		return fmt.Errorf("flagger interval %v: want a multiple of the interval %v", c.FlaggerInterval, c.ScrapeInterval)
 	case c.FlaggerThreshold < 1:
@@ -146,17 +132,23 @@ func (c Config) Validate() error {
 	case !multiple(c.FixedHorizon):
 		return fmt.Errorf("fixed horizon %v: want a multiple of the interval %v", c.FixedHorizon, c.ScrapeInterval)
 	}
-	if err := c.Criteria.Validate(); err != nil {
+	if _, err := strategy.PolicyFrom(&c.Policy); err != nil {
 		return err
 	}
 	_, err := c.scenarios()
 	return err
 }
 
+// policy is Policy with its defaults applied (Validate has checked it).
+func (c Config) policy() strategy.Policy {
+	p, _ := strategy.PolicyFrom(&c.Policy)
+	return p
+}
+
 // ScenarioIDs returns the IDs of Scenarios, in order.
 func ScenarioIDs() []string {
 	var ids []string
-	for _, s := range Scenarios(0.01) {
+	for _, s := range Scenarios(0.005) {
 		ids = append(ids, s.ID)
 	}
 	return ids
@@ -178,13 +170,22 @@ func (c Config) scenarios() ([]Scenario, error) {
 	return out, nil
 }
 
-// maxP99 is the Flagger latency limit in seconds.
-func (c Config) maxP99() float64 {
+// maxP99 is the Flagger latency limit in seconds for scenario sc.
+func (c Config) maxP99(sc Scenario) float64 {
 	if c.FlaggerMaxP99 > 0 {
 		return c.FlaggerMaxP99.Seconds()
 	}
-	s, cn := bucketFractions(0.05), bucketFractions(0.075)
+	const median = 0.05
+	s, cn := bucketFractions(sc, median), bucketFractions(sc, 1.5*median)
 	return math.Sqrt(histogramQuantile(0.99, s[:]) * histogramQuantile(0.99, cn[:]))
+}
+
+// flaggerMaxErrorRate is the Flagger error rate limit.
+func (c Config) flaggerMaxErrorRate() float64 {
+	if c.FlaggerMaxErrorRate > 0 {
+		return c.FlaggerMaxErrorRate
+	}
+	return 1.5 * c.BaseErrorRate
 }
 
 // Method names, in the order of Cell.Methods.
@@ -193,6 +194,10 @@ var Methods = [3]string{"fledge", "Flagger-style", "fixed-horizon"}
 // Stats summarise one method's runs in one cell.
 type Stats struct {
 	Runs, RolledBack, Promoted, Undecided int
+	// Held are the undecided runs that the progress deadline held (fledge).
+	Held int
+	// GapPasses are the runs in which a step passed during a traffic gap.
+	GapPasses int
 	// RollbackTimes and PromoteTimes, in seconds, sorted.
 	RollbackTimes, PromoteTimes []float64
 }
@@ -225,7 +230,8 @@ type Cell struct {
 var ErrInvalidConfig = errors.New("invalid benchmark configuration")
 
 // Simulate runs every cell and returns the results in scenario, rate order.
-func Simulate(cfg Config) ([]Cell, error) {
+// It stops, with ctx's error, soon after ctx ends.
+func Simulate(ctx context.Context, cfg Config) ([]Cell, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
@@ -235,14 +241,20 @@ func Simulate(cfg Config) ([]Cell, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	var cells []Cell
-	maxP99 := cfg.maxP99()
 	for _, sc := range scs {
 		rates := cfg.Rates
 		if len(sc.Rates) > 0 {
 			rates = sc.Rates
 		}
 		for _, rate := range rates {
-			cells = append(cells, simulateCell(cfg, sc, rate, maxP99, workers))
+			if rate < sc.MinRate {
+				continue
+			}
+			cell := simulateCell(ctx, cfg, sc, rate, cfg.maxP99(sc), workers)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			cells = append(cells, cell)
 		}
 	}
 	return cells, nil
@@ -264,7 +276,7 @@ func runSeed(sc Scenario, rate float64, run int) uint64 {
 	return mix(mix(h.Sum64()^math.Float64bits(rate)) ^ uint64(run))
 }
 
-func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Cell {
+func simulateCell(ctx context.Context, cfg Config, sc Scenario, rate, maxP99 float64, workers int) Cell {
 	outs := make([][3]outcome, cfg.Runs)
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -277,6 +289,9 @@ func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Ce
 		})
 	}
 	for run := range cfg.Runs {
+		if ctx.Err() != nil {
+			break
+		}
 		next <- run
 	}
 	close(next)
@@ -297,6 +312,12 @@ func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Ce
 			default:
 				s.Undecided++
 			}
+			if o[m].held {
+				s.Held++
+			}
+			if o[m].gapPass {
+				s.GapPasses++
+			}
 		}
 	}
 	for m := range cell.Methods {
@@ -307,17 +328,31 @@ func simulateCell(cfg Config, sc Scenario, rate, maxP99 float64, workers int) Ce
 }
 
 // simulateRun feeds one stream to the three methods until all have decided or
-// MaxDuration has passed.
+// MaxDuration has passed. An outage or a gap starts when fledge reaches its
+// step; the other methods see it at the same time.
 func simulateRun(cfg Config, sc Scenario, rate, maxP99 float64, rng *rand.Rand) [3]outcome {
 	slice := cfg.ScrapeInterval.Seconds()
 	st := newStream(sc, rate, rng)
-	ms := [3]method{newFledge(cfg), newFlagger(cfg, maxP99, slice), newFixed(cfg, slice)}
+	fl := newFledge(cfg.policy(), sc.Source)
+	ms := [3]method{fl, newFlagger(cfg, maxP99, slice), newFixed(cfg, slice)}
 	var done [3]bool
 	var reqs []request
+	schedule := func(e *Episode, p *[2]float64) {
+		if e == nil || p[0] >= 0 || done[0] {
+			return
+		}
+		if step, at := fl.step(); step == e.Step {
+			p[0] = at + e.After
+			p[1] = p[0] + e.Length
+		}
+	}
 	last := int(math.Round(cfg.MaxDuration.Seconds() / slice))
 	for i := 1; i <= last; i++ {
+		schedule(sc.Outage, &st.outage)
+		schedule(sc.Gap, &st.gap)
+		t0 := float64(i-1) * slice
 		t := float64(i) * slice
-		reqs = st.next(slice, reqs)
+		reqs = st.next(t0, slice, reqs)
 		var w [3]float64
 		var c [3]*counters
 		for m := range ms {
@@ -336,7 +371,7 @@ func simulateRun(cfg Config, sc Scenario, rate, maxP99 float64, rng *rand.Rand) 
 					side = canarySide
 				}
 				if !have[side] {
-					failed[side], bucket[side] = st.outcome(r, side)
+					failed[side], bucket[side] = st.outcome(r, side, t0)
 					have[side] = true
 				}
 				c[m].add(side, failed[side], bucket[side])
@@ -359,12 +394,18 @@ func simulateRun(cfg Config, sc Scenario, rate, maxP99 float64, rng *rand.Rand) 
 			out[m] = ms[m].result()
 		}
 	}
+	out[0].held = !done[0] && fl.st.Held
+	for _, at := range fl.stepUps {
+		if at > st.gap[0] && at <= st.gap[1] {
+			out[0].gapPass = true
+		}
+	}
 	return out
 }
 
 // Run simulates cfg and writes the Markdown report to w.
-func Run(cfg Config, w io.Writer) error {
-	cells, err := Simulate(cfg)
+func Run(ctx context.Context, cfg Config, w io.Writer) error {
+	cells, err := Simulate(ctx, cfg)
 	if err != nil {
 		return err
 	}

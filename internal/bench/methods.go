@@ -1,9 +1,15 @@
 package bench
 
 import (
+	"errors"
 	"math"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/analysis"
+	"github.com/fledge-dev/fledge/internal/strategy"
 )
 
 // decision is how a run ended for one method.
@@ -20,6 +26,9 @@ const (
 type outcome struct {
 	d  decision
 	at float64
+	// held: undecided, held by the progress deadline; gapPass: a step passed
+	// during a traffic gap (fledge only).
+	held, gapPass bool
 }
 
 // method is one way of deciding. The simulator feeds it requests through its
@@ -35,79 +44,128 @@ type method interface {
 	result() outcome
 }
 
-// fledgeMethod is the step machine the benchmark uses for fledge: weights go
-// through steps; at every scrape it calls analysis.Judge with one Window per
-// step; Fail rolls back at once; Pass moves to the next step (or promotes after
-// the last one) once the step has lasted minStep. Judge itself demands
-// Criteria.MinRequests canary requests in the current step before a Pass.
-// Before the last step Judge gets ramp, the criteria with the ramp's bad error
-// ratio; the last step, which promotes, gets the full criteria and sees the
-// evidence of every step.
+// fledgeMethod is the controller's automation: strategy.Begin and
+// strategy.Next with the policy, every check interval, on a simulated clock,
+// with the counts of the current step since its start, as the controller's
+// measureAuto gathers them (the builtin source's windows, the gateway's
+// latency buckets) or as the Prometheus source reads them. The step machine,
+// the analysis, the deadline, the rounding of finished steps into the status
+// and the status' round trip through JSON: all are the shipped code's.
 type fledgeMethod struct {
-	crit, ramp analysis.Criteria
-	steps      []float64
-	minStep    float64
-	step       int
-	stepStart  float64
-	cur        counters
-	windows    []analysis.Window
-	out        outcome
+	p      strategy.Policy
+	st     fledgev1.AutoStatus
+	source string
+	// cur counts the current step since its start; at is a snapshot of it
+	// one check ago (SourcePrometheus) or at the first check of the step
+	// (SourceIncrease).
+	cur, prev, first counters
+	checks           int // checks in the current step
+	out              outcome
+	// stepStart is when the current step started, in seconds; stepUps are
+	// the times of step-ups and promotion.
+	stepStart float64
+	stepUps   []float64
 }
 
-func newFledge(cfg Config) *fledgeMethod {
-	f := &fledgeMethod{crit: cfg.Criteria, ramp: cfg.Criteria, minStep: cfg.MinStepDuration.Seconds()}
-	if cfg.RampBadErrorRatio > 0 {
-		f.ramp.BadErrorRatio = cfg.RampBadErrorRatio
-	}
-	for _, s := range cfg.Steps {
-		f.steps = append(f.steps, float64(s)/100)
-	}
-	f.windows = append(f.windows, newWindow())
-	return f
+// benchStart is the simulated clock's origin.
+var benchStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newFledge(p strategy.Policy, source string) *fledgeMethod {
+	st, _, started := strategy.Begin(p, "canary", nil, benchStart)
+	st = stored(strategy.Next(p, st, started, nil, nil, benchStart).State)
+	return &fledgeMethod{p: p, st: st, source: source}
 }
 
-func newWindow() analysis.Window {
-	h := func() analysis.Histogram {
-		return analysis.Histogram{Bounds: Buckets, Counts: make([]float64, nBuckets)}
+// stored is st as the controller reads it back from the API server, where
+// it goes through JSON: metav1.Time keeps whole seconds, metav1.MicroTime
+// microseconds, in UTC; the counts are integers already.
+// TestStoredIsTheJSONRoundTrip checks it against encoding/json, which costs
+// more than the check itself.
+func stored(st fledgev1.AutoStatus) fledgev1.AutoStatus {
+	sec := func(t *metav1.Time) {
+		if t != nil && !t.IsZero() {
+			t.Time = t.UTC().Truncate(time.Second)
+		}
 	}
-	return analysis.Window{Stable: analysis.Sample{Latency: h()}, Canary: analysis.Sample{Latency: h()}}
+	sec(&st.StartedAt)
+	sec(&st.StepStartedAt)
+	if st.ConcludedAt != nil {
+		t := *st.ConcludedAt
+		sec(&t)
+		st.ConcludedAt = &t
+	}
+	if st.IncidentSince != nil {
+		t := *st.IncidentSince
+		sec(&t)
+		st.IncidentSince = &t
+	}
+	if st.MeasuredAt != nil {
+		m := metav1.NewMicroTime(st.MeasuredAt.UTC().Truncate(time.Microsecond))
+		st.MeasuredAt = &m
+	}
+	return st
 }
 
-func (f *fledgeMethod) weight() float64     { return f.steps[f.step] }
+func (f *fledgeMethod) weight() float64     { return float64(f.st.Weight) / 100 }
 func (f *fledgeMethod) counters() *counters { return &f.cur }
 func (f *fledgeMethod) result() outcome     { return f.out }
 
+// window is what the metrics source reports for the current step at this
+// check, or an error when it has nothing (increase() needs two samples).
+func (f *fledgeMethod) window() (*analysis.Window, error) {
+	switch f.source {
+	case SourcePrometheus:
+		return f.prev.window(1), nil
+	case SourceIncrease:
+		// increase() over a range of L s with one sample per second inside
+		// it: (last − first) × L/(L − 1), the first sample being one second
+		// into the range.
+		l := float64(f.checks)
+		if l < 2 {
+			return nil, errNoSamples
+		}
+		d := f.cur.minus(f.first)
+		return d.window(l / (l - 1)), nil
+	}
+	return f.cur.window(1), nil
+}
+
+var errNoSamples = errors.New("no data: fewer than two samples in the range")
+
 func (f *fledgeMethod) tick(_ int, t float64) bool {
-	w := &f.windows[len(f.windows)-1]
-	for side, s := range [2]*analysis.Sample{&w.Stable, &w.Canary} {
-		s.Requests, s.Errors = f.cur.requests[side], f.cur.errors[side]
-		var cum float64
-		for k, c := range f.cur.buckets[side] {
-			cum += c
-			s.Latency.Counts[k] = cum
-		}
+	now := benchStart.Add(time.Duration(math.Round(t*1e3)) * time.Millisecond)
+	st, measure, _ := strategy.Begin(f.p, "canary", &f.st, now)
+	f.checks++
+	if f.checks == 1 {
+		f.first = f.cur
 	}
-	crit := f.crit
-	if f.step < len(f.steps)-1 {
-		crit = f.ramp
+	var w *analysis.Window
+	var err error
+	if measure {
+		w, err = f.window()
 	}
-	v := analysis.Judge(crit, analysis.Observation{Windows: f.windows})
+	out := strategy.Next(f.p, st, false, w, err, now)
+	f.prev = f.cur
+	stepped := out.State.Step != f.st.Step
+	f.st = stored(out.State)
 	switch {
-	case v.Result == analysis.Fail:
-		f.out = outcome{rolledBack, t}
+	case f.st.Result == fledgev1.AutoRolledBack:
+		f.out = outcome{d: rolledBack, at: t}
 		return true
-	case v.Result == analysis.Pass && t-f.stepStart >= f.minStep-1e-9:
-		if f.step == len(f.steps)-1 {
-			f.out = outcome{promoted, t}
-			return true
-		}
-		f.step++
-		f.stepStart = t
-		f.cur = counters{}
-		f.windows = append(f.windows, newWindow())
+	case f.st.Result == fledgev1.AutoPromoted:
+		f.stepUps = append(f.stepUps, t)
+		f.out = outcome{d: promoted, at: t}
+		return true
+	case stepped:
+		f.stepUps = append(f.stepUps, t)
+		f.stepStart, f.checks = t, 0
+		f.cur, f.prev, f.first = counters{}, counters{}, counters{}
 	}
 	return false
 }
+
+// step is the current step's index and start time in seconds.
+func (f *fledgeMethod) step() (int, float64) { return int(f.st.Step), f.stepStart }
 
 // flaggerMethod mimics Flagger's canary analysis (pkg/controller/scheduler.go):
 // traffic starts at stepWeight; every interval, first, if the failed checks
@@ -135,7 +193,7 @@ func newFlagger(cfg Config, maxP99 float64, slice float64) *flaggerMethod {
 		threshold:    cfg.FlaggerThreshold,
 		stepWeight:   float64(cfg.FlaggerStepWeight) / 100,
 		maxWeight:    float64(cfg.FlaggerMaxWeight) / 100,
-		maxErrorRate: cfg.FlaggerMaxErrorRate,
+		maxErrorRate: cfg.flaggerMaxErrorRate(),
 		maxP99:       maxP99,
 		w:            float64(cfg.FlaggerStepWeight) / 100,
 	}
@@ -150,7 +208,7 @@ func (f *flaggerMethod) tick(i int, t float64) bool {
 		return false
 	}
 	if f.failed >= f.threshold {
-		f.out = outcome{rolledBack, t}
+		f.out = outcome{d: rolledBack, at: t}
 		return true
 	}
 	n := f.cur.requests[canarySide]
@@ -163,7 +221,7 @@ func (f *flaggerMethod) tick(i int, t float64) bool {
 	case f.w < f.maxWeight-1e-9:
 		f.w += f.stepWeight
 	default:
-		f.out = outcome{promoted, t}
+		f.out = outcome{d: promoted, at: t}
 		return true
 	}
 	return false
@@ -183,7 +241,7 @@ type fixedMethod struct {
 }
 
 func newFixed(cfg Config, slice float64) *fixedMethod {
-	a := cfg.Criteria.Alpha / 2
+	a := cfg.policy().Criteria.Alpha / 2
 	return &fixedMethod{
 		horizon: int(math.Round(cfg.FixedHorizon.Seconds() / slice)),
 		w:       float64(cfg.FixedWeight) / 100,
@@ -201,13 +259,13 @@ func (f *fixedMethod) tick(i int, t float64) bool {
 	}
 	c := &f.cur
 	if c.requests[canarySide] == 0 || c.requests[stableSide] == 0 {
-		f.out = outcome{undecided, t}
+		f.out = outcome{d: undecided, at: t}
 		return true
 	}
 	if zTwoProportion(c) > f.z || zMannWhitney(c) > f.z {
-		f.out = outcome{rolledBack, t}
+		f.out = outcome{d: rolledBack, at: t}
 	} else {
-		f.out = outcome{promoted, t}
+		f.out = outcome{d: promoted, at: t}
 	}
 	return true
 }

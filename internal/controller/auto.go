@@ -144,7 +144,7 @@ func applyAuto(st *fledgev1.ReleaseStatus, gen int64, out *strategy.Outcome) {
 		st.Phase = fledgev1.PhaseRolledBack
 	case a.Result == fledgev1.AutoPromoted:
 		st.Phase = fledgev1.PhaseReleased
-	case a.Paused:
+	case a.Paused || a.Held:
 		st.Phase = fledgev1.PhasePaused
 	default:
 		st.Phase = fledgev1.PhaseProgressing

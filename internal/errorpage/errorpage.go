@@ -7,6 +7,10 @@
 //	GET /api/error_page  200 {"error": "injected by error_page service", "version": "v1"}
 //	                     or, for ErrorRatio of the requests,
 //	                     500 {"error": "injected failure", "version": "v1"}
+//	GET /api/unavailable 503 {"error": "dependency unavailable", "version": "v1"}
+//	                     always, after the same latency: a request whose
+//	                     dependency is down, on every version alike (to show
+//	                     an outage that the canary shares with the stable)
 //	GET /healthz         200 ok (never delayed, never failed)
 //	anything else        404
 //
@@ -39,8 +43,11 @@ import (
 // DefaultAddr is the listen address used when Options.Addr is empty.
 const DefaultAddr = ":9011"
 
-// Path is the path of the application's one API endpoint.
+// Path is the path of the application's API endpoint.
 const Path = "/api/error_page"
+
+// UnavailablePath always answers 503, as if a dependency were down.
+const UnavailablePath = "/api/unavailable"
 
 // ratioScale is the resolution of ErrorRatio: it is rounded to a millionth.
 const ratioScale = 1_000_000
@@ -108,12 +115,14 @@ func NewHandler(o Options) http.Handler {
 	a := &app{
 		ok:       body("injected by error_page service", o.Version),
 		failed:   body("injected failure", o.Version),
+		down:     body("dependency unavailable", o.Version),
 		failPerM: uint64(math.Round(o.ErrorRatio * ratioScale)),
 		latency:  o.Latency,
 		jitter:   o.LatencyJitter,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, a.serveErrorPage)
+	mux.HandleFunc("GET "+UnavailablePath, a.serveUnavailable)
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	return mux
 }
@@ -127,8 +136,8 @@ func body(msg, version string) []byte {
 // app holds the precomputed answers and the request counter. It is safe for
 // concurrent use without locks.
 type app struct {
-	// ok and failed are the exact bodies of the 200 and 500 answers.
-	ok, failed []byte
+	// ok, failed and down are the exact bodies of the 200, 500 and 503 answers.
+	ok, failed, down []byte
 	// failPerM is ErrorRatio in millionths.
 	failPerM uint64
 	// latency and jitter delay every /api/error_page answer.
@@ -153,6 +162,17 @@ func (a *app) serveErrorPage(w http.ResponseWriter, r *http.Request) {
 	if fail {
 		status, b = http.StatusInternalServerError, a.failed
 	}
+	answer(w, r, status, b)
+}
+
+func (a *app) serveUnavailable(w http.ResponseWriter, r *http.Request) {
+	if !a.delay(r.Context()) {
+		return
+	}
+	answer(w, r, http.StatusServiceUnavailable, a.down)
+}
+
+func answer(w http.ResponseWriter, r *http.Request, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))

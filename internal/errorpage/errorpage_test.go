@@ -73,6 +73,11 @@ func TestHandler(t *testing.T) {
 			wantStatus: http.StatusInternalServerError, wantExactBody: true, wantContentType: "application/json",
 			wantBody: `{"error": "injected failure", "version": "v2"}`,
 		},
+		"a dependency that is down": {
+			opts: Options{Version: "v2"}, method: http.MethodGet, path: "/api/unavailable",
+			wantStatus: http.StatusServiceUnavailable, wantExactBody: true, wantContentType: "application/json",
+			wantBody: `{"error": "dependency unavailable", "version": "v2"}`,
+		},
 		"HEAD has headers and no body": {
 			opts: Options{Version: "v1"}, method: http.MethodHead, path: "/api/error_page",
 			wantStatus: http.StatusOK, wantExactBody: true, wantContentType: "application/json",

@@ -60,11 +60,24 @@
 //
 // # Prometheus
 //
-// [Prometheus] runs instant PromQL queries at now through the HTTP API
-// (/api/v1/query), from text/template templates ([Queries], defaults for the
-// gateway's metrics) given the backend's labels (escaped for a double-quoted
-// PromQL string) and the window: now − start, rounded up to whole seconds, at
-// least 1s ("[95s]").
+// [Prometheus] runs instant PromQL queries through the HTTP API
+// (/api/v1/query). By default it reads the gateway's counters of the backend
+// (requests without code 499, 5xx requests, the latency buckets) at two
+// instants, the window's start and now, and sums the differences series by
+// series: the counts are exact integers, as the builtin source's. A series
+// whose value went down (its replica restarted) counts its value at now; a
+// series without a sample at the start (born inside the window: the canary's
+// first requests, a new replica) counts from zero. The value at each instant
+// is Prometheus' last sample before it (within its 5 minute lookback), so the
+// window is shifted by up to one scrape interval: at most one interval of the
+// previous step's traffic is counted in the new one, and the latest interval
+// is not yet seen.
+//
+// Custom [Queries] are text/template templates given the backend's labels
+// (escaped for a double-quoted PromQL string) and the window: now − start,
+// rounded up to whole seconds, at least 1s ("[95s]"), run at now; the fields
+// left empty default to increase() of the gateway's metrics
+// (IncreaseRequestsQuery, ...).
 //
 // Prometheus' increase() needs two samples in the window: a window shorter than
 // about twice the scrape interval returns nothing (ErrNoData; with a 1s scrape
@@ -74,11 +87,11 @@
 // worst about window / (window − 2 × scrape interval): 1.5× for a 3s window at
 // 1s scrapes, about 1.1× for a window of ten scrape intervals. Stable and
 // canary get about the same factor, but the counts (the evidence) are inflated
-// by it: use windows of at least ten scrape intervals. Prometheus' data lags
-// by up to one scrape interval, and a series born inside the window (the
-// canary's first requests) loses part of what it counted before its first
-// sample. Buckets extrapolated separately can dip below a lower bucket; the
-// histogram is made cumulative again with a running maximum.
+// by it, and so are the chances of a wrong verdict: in the decision benchmark
+// (docs/decisions.md), A/A canaries at 1000 requests/s are rolled back more
+// often on increase() than on exact counts. Buckets extrapolated separately
+// can dip below a lower bucket; the histogram is made cumulative again with a
+// running maximum.
 //
 // # Wiring (suggested controller flags)
 //

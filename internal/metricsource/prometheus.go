@@ -21,19 +21,32 @@ import (
 	"github.com/fledge-dev/fledge/internal/gatewaymetrics"
 )
 
-// Default PromQL templates, for the gateway's metrics. See [QueryData] for
-// what a template can use. Label values are inserted already escaped, so a
-// template puts them between double quotes.
+// PromQL templates of increase() over the window, for the gateway's metrics:
+// the defaults of the Queries fields left empty when some are set. See
+// [QueryData] for what a template can use. Label values are inserted already
+// escaped, so a template puts them between double quotes.
 const (
-	DefaultRequestsQuery = `sum(increase(` + gatewaymetrics.Requests + `{` + backendSelector + `,code!="499"}[{{.Window}}]))`
-	DefaultErrorsQuery   = `sum(increase(` + gatewaymetrics.Requests + `{` + backendSelector + `,code=~"5.."}[{{.Window}}])) or vector(0)`
-	DefaultLatencyQuery  = `sum by (le) (increase(` + gatewaymetrics.RequestDuration + `_bucket{` + backendSelector + `}[{{.Window}}]))`
+	IncreaseRequestsQuery = `sum(increase(` + requestsCounter + `[{{.Window}}]))`
+	IncreaseErrorsQuery   = `sum(increase(` + errorsCounter + `[{{.Window}}])) or vector(0)`
+	IncreaseLatencyQuery  = `sum by (le) (increase(` + latencyCounter + `[{{.Window}}]))`
+
+	// The gateway's counters of one backend, read at two instants when no
+	// Queries are set.
+	requestsCounter = gatewaymetrics.Requests + `{` + backendSelector + `,code!="499"}`
+	errorsCounter   = gatewaymetrics.Requests + `{` + backendSelector + `,code=~"5.."}`
+	latencyCounter  = gatewaymetrics.RequestDuration + `_bucket{` + backendSelector + `}`
 
 	// backendSelector selects one backend's series of the gateway's metrics.
 	backendSelector = gatewaymetrics.Namespace + `="{{.Namespace}}",` + gatewaymetrics.App + `="{{.App}}",` + gatewaymetrics.Service + `="{{.Service}}"`
 )
 
 // Queries are the PromQL templates (text/template) of a Prometheus source.
+// Leave them all empty to read the gateway's counters exactly: each series at
+// the window's start and at now, the difference summed (no extrapolation).
+// When one is set, the others default to IncreaseRequestsQuery,
+// IncreaseErrorsQuery and IncreaseLatencyQuery, and every count is the
+// query's result at now (increase() extrapolates: see the package
+// documentation).
 type Queries struct {
 	// Requests must return one sample (or a scalar): the requests answered in
 	// the window. An empty result, NaN or ±Inf means no data.
@@ -88,8 +101,8 @@ type PrometheusOptions struct {
 	Password Secret
 	// Timeout bounds one Since (all its queries). Default 10s.
 	Timeout time.Duration
-	// Queries are the PromQL templates; empty fields take the defaults
-	// (DefaultRequestsQuery, DefaultErrorsQuery, DefaultLatencyQuery).
+	// Queries are the PromQL templates; none (the default) reads the
+	// gateway's counters exactly at two instants.
 	Queries Queries
 	// Transport sends the requests (e.g. with TLS settings). Default: a clone
 	// of http.DefaultTransport.
@@ -101,9 +114,11 @@ type PrometheusOptions struct {
 // Prometheus is the Source reading the gateway's metrics (or any metrics, with
 // other queries) from a Prometheus server, with instant queries at now.
 type Prometheus struct {
-	api                       promv1.API
-	timeout                   time.Duration
-	now                       func() time.Time
+	api     promv1.API
+	timeout time.Duration
+	now     func() time.Time
+	// exact: the templates are counter selectors, read at two instants.
+	exact                     bool
 	requests, errors, latency *template.Template
 }
 
@@ -143,15 +158,20 @@ func NewPrometheus(opts PrometheusOptions) (*Prometheus, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	defaults := Queries{Requests: IncreaseRequestsQuery, Errors: IncreaseErrorsQuery, Latency: IncreaseLatencyQuery}
+	if opts.Queries == (Queries{}) {
+		p.exact = true
+		defaults = Queries{Requests: requestsCounter, Errors: errorsCounter, Latency: latencyCounter}
+	}
 	for _, q := range []struct {
 		name     string
 		text     string
 		def      string
 		template **template.Template
 	}{
-		{"requests", opts.Queries.Requests, DefaultRequestsQuery, &p.requests},
-		{"errors", opts.Queries.Errors, DefaultErrorsQuery, &p.errors},
-		{"latency", opts.Queries.Latency, DefaultLatencyQuery, &p.latency},
+		{"requests", opts.Queries.Requests, defaults.Requests, &p.requests},
+		{"errors", opts.Queries.Errors, defaults.Errors, &p.errors},
+		{"latency", opts.Queries.Latency, defaults.Latency, &p.latency},
 	} {
 		t, err := template.New(q.name).Option("missingkey=error").Parse(cmp.Or(q.text, q.def))
 		if err == nil {
@@ -217,6 +237,9 @@ func (p *Prometheus) Since(ctx context.Context, b Backend, start time.Time) (Cou
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
+	if p.exact {
+		return p.exactSince(ctx, b, start, now)
+	}
 	seconds := WindowSeconds(start, now)
 	requests, err := p.scalar(ctx, p.requests, b, seconds, now)
 	if err != nil {
@@ -231,6 +254,85 @@ func (p *Prometheus) Since(ctx context.Context, b Backend, start time.Time) (Cou
 		return Counts{}, err
 	}
 	return Counts{Requests: requests, Errors: errs, Latency: latency}, nil
+}
+
+// exactSince reads the gateway's counters of b at start and at now, each
+// series on its own: a series' count in the window is its value at now minus
+// its value at start; a series that went down (its replica restarted) counts
+// its value at now; a series without a sample at start (born inside the
+// window) counts from zero. No requests series at now is ErrNoData; no 5xx
+// series counts 0 errors.
+func (p *Prometheus) exactSince(ctx context.Context, b Backend, start, now time.Time) (Counts, error) {
+	diff := func(t *template.Template) (model.Vector, string, error) {
+		q, before, err := p.query(ctx, t, b, 0, start)
+		if err != nil {
+			return nil, q, err
+		}
+		_, after, err := p.query(ctx, t, b, 0, now)
+		if err != nil {
+			return nil, q, err
+		}
+		v0, ok0 := before.(model.Vector)
+		v1, ok1 := after.(model.Vector)
+		if !ok0 || !ok1 {
+			return nil, q, fmt.Errorf("backend %s: prometheus query %s: a %s result, want a vector", b, q, after.Type())
+		}
+		base := make(map[model.Fingerprint]float64, len(v0))
+		for _, s := range v0 {
+			base[s.Metric.Fingerprint()] = float64(s.Value)
+		}
+		out := make(model.Vector, 0, len(v1))
+		for _, s := range v1 {
+			x := float64(s.Value)
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, q, fmt.Errorf("backend %s: prometheus query %s: series %s is %v: %w", b, q, s.Metric, x, ErrNoData)
+			}
+			if x0, ok := base[s.Metric.Fingerprint()]; ok && x0 <= x {
+				x -= x0
+			}
+			out = append(out, &model.Sample{Metric: s.Metric, Value: model.SampleValue(x), Timestamp: s.Timestamp})
+		}
+		return out, q, nil
+	}
+	sum := func(v model.Vector) float64 {
+		var x float64
+		for _, s := range v {
+			x += float64(s.Value)
+		}
+		return x
+	}
+	reqs, q, err := diff(p.requests)
+	if err != nil {
+		return Counts{}, err
+	}
+	if len(reqs) == 0 {
+		return Counts{}, fmt.Errorf("backend %s: prometheus query %s: no series: %w", b, q, ErrNoData)
+	}
+	errs, _, err := diff(p.errors)
+	if err != nil {
+		return Counts{}, err
+	}
+	buckets, q, err := diff(p.latency)
+	if err != nil {
+		return Counts{}, err
+	}
+	byLe := map[string]float64{}
+	for _, s := range buckets {
+		le, ok := s.Metric[model.BucketLabel]
+		if !ok {
+			return Counts{}, fmt.Errorf("backend %s: prometheus query %s: a series without an le label", b, q)
+		}
+		byLe[string(le)] += float64(s.Value)
+	}
+	var sumVec model.Vector
+	for le, x := range byLe {
+		sumVec = append(sumVec, &model.Sample{Metric: model.Metric{model.BucketLabel: model.LabelValue(le)}, Value: model.SampleValue(x)})
+	}
+	latency, err := bucketsOf(b, q, sumVec)
+	if err != nil {
+		return Counts{}, err
+	}
+	return Counts{Requests: sum(reqs), Errors: sum(errs), Latency: latency}, nil
 }
 
 // query renders and runs one query at now.
@@ -292,6 +394,11 @@ func (p *Prometheus) histogram(ctx context.Context, b Backend, seconds int64, no
 	if !ok {
 		return nil, fmt.Errorf("backend %s: prometheus query %s: a %s result, want a vector", b, q, v.Type())
 	}
+	return bucketsOf(b, q, vec)
+}
+
+// bucketsOf turns the result of a latency query into a cumulative histogram.
+func bucketsOf(b Backend, q string, vec model.Vector) ([]Bucket, error) {
 	if len(vec) == 0 {
 		return nil, nil
 	}

@@ -177,25 +177,60 @@ func (s *promServer) source(t *testing.T, now time.Time, q metricsource.Queries)
 
 const canarySeries = `fledge_gateway_requests_total{namespace="shop",app="web",service="web-canary"`
 
-// TestPrometheusCounts checks the increase over a window that holds the whole
-// increase: a sample before the traffic and one after it. Prometheus'
-// increase() extrapolates to the window's edges, so each value is f times the
-// true increase, with 1 ≤ f ≤ window / (time between the first and last samples
-// in it). Every series that grows starts high (the prefill), so Prometheus
-// extrapolates them all by the same f: requests, errors and the +Inf bucket
-// must be exactly proportional to the true counts.
-func TestPrometheusCounts(t *testing.T) {
-	p := prometheusServer(t)
-	const ok, failed = 20, 5
-	start := time.Now()
+// trafficWindow sends ok and failed requests to the canary inside a window:
+// it starts before a sample taken before the traffic and ends after the
+// sample that holds all of it.
+func trafficWindow(t *testing.T, p *promServer, ok, failed int) (start, now time.Time) {
+	t.Helper()
+	start = time.Now()
 	before := p.waitFor(t, `sum(`+canarySeries+`,code=~"200|503"})`, func(float64) bool { return true })
 	p.waitFor(t, `max(timestamp(`+canarySeries+`,code="200"}))`, func(ts float64) bool { return ts > float64(start.UnixNano())/1e9 })
 	p.replica.Do(t, webHost, "/", true, ok)
 	p.replica.Do(t, webHost, "/status/503", true, failed)
-	p.waitFor(t, `sum(`+canarySeries+`,code=~"200|503"})`, func(v float64) bool { return v == before+ok+failed })
-	now := time.Now()
+	p.waitFor(t, `sum(`+canarySeries+`,code=~"200|503"})`, func(v float64) bool { return v == before+float64(ok+failed) })
+	return start, time.Now()
+}
 
+// TestPrometheusCounts: without Queries the source reads the counters at the
+// window's start and at now, so the counts are exact integers, the same as
+// the builtin source's: no extrapolation.
+func TestPrometheusCounts(t *testing.T) {
+	p := prometheusServer(t)
+	const ok, failed = 20, 5
+	start, now := trafficWindow(t, p, ok, failed)
 	got, err := p.source(t, now, metricsource.Queries{}).Since(t.Context(), webCanary, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("window %v: %s", now.Sub(start).Round(time.Millisecond), describe(got))
+	if got.Requests != ok+failed || got.Errors != failed {
+		t.Fatalf("requests %v, errors %v; want exactly %d and %d", got.Requests, got.Errors, ok+failed, failed)
+	}
+	n := len(got.Latency)
+	if n < 2 || !math.IsInf(got.Latency[n-1].UpperBound, 1) || got.Latency[n-1].Count != ok+failed {
+		t.Fatalf("latency %v, want +Inf last with %d", got.Latency, ok+failed)
+	}
+	for i := 1; i < n; i++ {
+		if got.Latency[i].UpperBound <= got.Latency[i-1].UpperBound || got.Latency[i].Count < got.Latency[i-1].Count ||
+			got.Latency[i].Count != math.Trunc(got.Latency[i].Count) {
+			t.Fatalf("latency %v is not a cumulative histogram of whole counts", got.Latency)
+		}
+	}
+}
+
+// TestPrometheusIncrease checks custom queries with increase() over a window
+// that holds the whole increase: Prometheus extrapolates to the window's
+// edges, so each value is f times the true increase, with 1 ≤ f ≤ window /
+// (time between the first and last samples in it). Every series that grows
+// starts high (the prefill), so Prometheus extrapolates them all by the same
+// f: requests, errors and the +Inf bucket must be exactly proportional to the
+// true counts. This inflation is why the default reads the counters instead.
+func TestPrometheusIncrease(t *testing.T) {
+	p := prometheusServer(t)
+	const ok, failed = 20, 5
+	start, now := trafficWindow(t, p, ok, failed)
+	q := metricsource.Queries{Requests: metricsource.IncreaseRequestsQuery}
+	got, err := p.source(t, now, q).Since(t.Context(), webCanary, start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +265,6 @@ func TestPrometheusCounts(t *testing.T) {
 	if n < 2 || !math.IsInf(got.Latency[n-1].UpperBound, 1) || !near(got.Latency[n-1].Count, f*(ok+failed)) {
 		t.Fatalf("latency %v, want +Inf last with %v", got.Latency, f*(ok+failed))
 	}
-	for i := 1; i < n; i++ {
-		if got.Latency[i].UpperBound <= got.Latency[i-1].UpperBound || got.Latency[i].Count < got.Latency[i-1].Count {
-			t.Fatalf("latency %v is not a cumulative histogram", got.Latency)
-		}
-	}
 }
 
 func TestPrometheusNoData(t *testing.T) {
@@ -264,7 +294,10 @@ func TestPrometheusNoData(t *testing.T) {
 		})
 	}
 	// The default errors query gives 0, not no data, for a backend without 5xx.
-	got, err := p.source(t, now, metricsource.Queries{}).Since(t.Context(), webStable, now.Add(-time.Minute))
+	// (The window starts after Prometheus' first sample: a series it had no
+	// sample of at the start counts from zero, as a series born inside the
+	// window does.)
+	got, err := p.source(t, now, metricsource.Queries{}).Since(t.Context(), webStable, now.Add(-2*time.Second))
 	if err != nil || got.Requests != 0 || got.Errors != 0 {
 		t.Fatalf("stable without traffic in the window: got %s, %v; want 0 requests, 0 errors", describe(got), err)
 	}
@@ -338,7 +371,9 @@ func TestPrometheusEscaping(t *testing.T) {
 }
 
 // fakePrometheus answers every query with one sample (the latency query with
-// a +Inf bucket) when the request carries the wanted Authorization header.
+// a +Inf bucket) when the request carries the wanted Authorization header: 42
+// at an instant in the last 30 s, 0 before, so that 42 requests were served
+// in a window that starts earlier.
 func fakePrometheus(t *testing.T, wantAuth string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != wantAuth {
@@ -350,8 +385,12 @@ func fakePrometheus(t *testing.T, wantAuth string) *httptest.Server {
 		if strings.Contains(r.Form.Get("query"), "_bucket") {
 			metric = `{"le":"+Inf"}`
 		}
+		value := "42"
+		if at, err := strconv.ParseFloat(r.Form.Get("time"), 64); err == nil && at < float64(time.Now().Add(-30*time.Second).Unix()) {
+			value = "0"
+		}
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":%s,"value":[1700000000,"42"]}]}}`, metric)
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":%s,"value":[1700000000,"%s"]}]}}`, metric, value)
 	}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRenderEscapesLabelValues(t *testing.T) {
-	tmpl := template.Must(template.New("requests").Parse(DefaultRequestsQuery))
+	tmpl := template.Must(template.New("requests").Parse(IncreaseRequestsQuery))
 	tests := map[string]struct {
 		b    Backend
 		want string

@@ -14,6 +14,7 @@ func FuzzParseAutoPolicy(f *testing.F) {
 		"steps=10,25,50; step-duration=30s; step-requests=200; deadline=1h; max-error-rate=5%; acceptable-error-rate=0.5%; false-rollback-rate=1%; latency=on; source=prometheus",
 		"steps=5", "latency=off", "max-error-rate=200%", "false-rollback-rate=0%", "acceptable-error-rate=99.9%",
 		"step-duration=1ns", "deadline=1ns", "step-requests=0", "steps=1,99", "steps=50,10", "=", ";", "",
+		"soak=0s", "soak=1ns", "soak=-1s", "deadline-action=promote", "deadline-action=rollback", "deadline-action=x",
 	} {
 		f.Add(s)
 	}

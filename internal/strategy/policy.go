@@ -20,6 +20,12 @@ var (
 	DefaultStepDuration     = 10 * time.Second
 	DefaultStepRequests     = int32(100)
 	DefaultProgressDeadline = 30 * time.Minute
+	// DefaultSoak is the least time under load of a whole analysis: failures
+	// that recur every minute are seen at least twice before a promotion.
+	DefaultSoak = 2 * time.Minute
+	// DefaultDeadlineAction holds a canary that reached no verdict: at low
+	// traffic a healthy canary is not rolled back for want of evidence.
+	DefaultDeadlineAction = fledgev1.DeadlinePause
 	// RampBadErrorRatio is the "bad" error ratio judged before the last step:
 	// a canary passes early steps when it is not 4× worse than the stable, and
 	// must show it is not 2× worse (Criteria.BadErrorRatio) at the last step
@@ -35,6 +41,8 @@ type Policy struct {
 	Steps            []int32
 	StepDuration     time.Duration
 	ProgressDeadline time.Duration
+	Soak             time.Duration
+	DeadlineAction   fledgev1.DeadlineAction
 	Criteria         analysis.Criteria
 	MetricSource     fledgev1.MetricSource
 	Override         fledgev1.Override
@@ -51,6 +59,8 @@ func PolicyFrom(p *fledgev1.AutoPolicy) (Policy, error) {
 		Steps:            slices.Clone(DefaultSteps),
 		StepDuration:     DefaultStepDuration,
 		ProgressDeadline: DefaultProgressDeadline,
+		Soak:             DefaultSoak,
+		DeadlineAction:   DefaultDeadlineAction,
 		Criteria:         analysis.DefaultCriteria(),
 		MetricSource:     p.MetricSource,
 		Override:         p.Override,
@@ -81,6 +91,19 @@ func PolicyFrom(p *fledgev1.AutoPolicy) (Policy, error) {
 			return bad("progressDeadline", fmt.Errorf("%v: must be positive", d.Duration))
 		}
 		out.ProgressDeadline = d.Duration
+	}
+	if d := p.Soak; d != nil {
+		if d.Duration < 0 {
+			return bad("soak", fmt.Errorf("%v: must not be negative", d.Duration))
+		}
+		out.Soak = d.Duration
+	}
+	switch p.DeadlineAction {
+	case "":
+	case fledgev1.DeadlineRollback, fledgev1.DeadlinePause, fledgev1.DeadlinePromote:
+		out.DeadlineAction = p.DeadlineAction
+	default:
+		return bad("deadlineAction", fmt.Errorf("%q: want rollback, pause or promote", p.DeadlineAction))
 	}
 	if n := p.StepRequests; n != nil {
 		if *n < 0 {

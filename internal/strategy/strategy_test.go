@@ -1,6 +1,7 @@
 package strategy
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func TestPolicyFrom(t *testing.T) {
 
 func TestReleaseRunsThroughSteps(t *testing.T) {
 	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10, 50}, StepDuration: &metav1.Duration{Duration: 5 * time.Second},
-		AcceptableErrorRate: "5%"})
+		AcceptableErrorRate: "5%", Soak: &metav1.Duration{}})
 	st, measure, started := Begin(p, "v2", nil, t0)
 	if measure || !started || st.Weight != 10 {
 		t.Fatalf("Begin = %+v, measure %v, started %v", st, measure, started)
@@ -119,7 +120,8 @@ func TestBadCanaryRollsBack(t *testing.T) {
 }
 
 func TestInconclusiveUntilDeadline(t *testing.T) {
-	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10}, ProgressDeadline: &metav1.Duration{Duration: time.Minute}})
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10}, ProgressDeadline: &metav1.Duration{Duration: time.Minute},
+		DeadlineAction: fledgev1.DeadlineRollback})
 	st, _, _ := Begin(p, "v2", nil, t0)
 	st = Next(p, st, true, nil, nil, t0).State
 	for name, tc := range map[string]struct {
@@ -189,5 +191,203 @@ func TestBeginRestarts(t *testing.T) {
 	p.RestartAt = t0.Add(time.Minute)
 	if st, _, started := Begin(p, "v2", prev, t0.Add(time.Hour)); !started || st.Result != "" || st.Weight != 10 {
 		t.Errorf("restartAt did not restart: %+v", st)
+	}
+}
+
+// run feeds Next one cumulative window per second, 300 ms into the second
+// (off the whole seconds that metav1.Time keeps), from the step's start: at
+// second i (1-based), counts(i) is what the step served so far. The state
+// goes through JSON between calls, as it does through the API server.
+func run(p Policy, st fledgev1.AutoStatus, from, to int, counts func(i int) *analysis.Window) (fledgev1.AutoStatus, []Decision) {
+	var decisions []Decision
+	for i := from; i <= to; i++ {
+		out := Next(p, st, false, counts(i), nil, t0.Add(time.Duration(i)*time.Second+300*time.Millisecond))
+		st = roundTrip(out.State)
+		if out.Decision != nil {
+			decisions = append(decisions, *out.Decision)
+		}
+		if st.Result != "" {
+			break
+		}
+	}
+	return st, decisions
+}
+
+// roundTrip is st as the API server stores it.
+func roundTrip(st fledgev1.AutoStatus) fledgev1.AutoStatus {
+	b, err := json.Marshal(st)
+	if err != nil {
+		panic(err)
+	}
+	var out fledgev1.AutoStatus
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func started(t *testing.T, p Policy) fledgev1.AutoStatus {
+	t.Helper()
+	start := t0.Add(300 * time.Millisecond)
+	st, _, _ := Begin(p, "v2", nil, start)
+	return roundTrip(Next(p, st, true, nil, nil, start).State)
+}
+
+func TestTrafficGapDoesNotPassAStep(t *testing.T) {
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10, 50}})
+	st := started(t, p)
+	// 1000 requests/s without errors for 5 s: healthy, but not 10 s under load.
+	st, _ = run(p, st, 1, 5, func(i int) *analysis.Window { return window(float64(900*i), 0, float64(100*i), 0) })
+	if st.Verdict != string(analysis.Pass) {
+		t.Fatalf("after 5 s: verdict %s (%s), want Pass", st.Verdict, st.Evidence)
+	}
+	if st.Step != 0 || durationOf(st.StepUnderLoad) != 5*time.Second {
+		t.Fatalf("after 5 s: step %d, under load %v", st.Step, st.StepUnderLoad)
+	}
+	// Then no traffic at all for 30 s: the clock runs, the step does not pass.
+	gap := window(4500, 0, 500, 0)
+	st, ds := run(p, st, 6, 35, func(int) *analysis.Window { return gap })
+	if st.Step != 0 || len(ds) != 0 || durationOf(st.StepUnderLoad) != 5*time.Second {
+		t.Fatalf("during the gap: step %d, under load %v, decisions %+v", st.Step, st.StepUnderLoad, ds)
+	}
+	if st.Verdict == string(analysis.Pass) {
+		t.Errorf("verdict during the gap %s (%s), want not Pass", st.Verdict, st.Evidence)
+	}
+	// Traffic comes back: 5 more seconds under load pass the step.
+	st, ds = run(p, st, 36, 45, func(i int) *analysis.Window {
+		return window(4500+float64(900*(i-35)), 0, 500+float64(100*(i-35)), 0)
+	})
+	if st.Step != 1 || len(ds) != 1 || ds[0].Reason != ReasonStepUp {
+		t.Fatalf("after the gap: step %d, decisions %+v, evidence %s", st.Step, ds, st.Evidence)
+	}
+	if !st.StepStartedAt.Time.Equal(t0.Add(40 * time.Second)) { // 40.3 s in whole seconds
+		t.Errorf("stepped up at %v, want at 40 s (5 s + gap 30 s + 5 s)", st.StepStartedAt.Sub(t0))
+	}
+}
+
+func TestPassWithoutRecentTrafficIsInconclusive(t *testing.T) {
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10, 50}})
+	st := started(t, p)
+	st, _ = run(p, st, 1, 9, func(i int) *analysis.Window { return window(float64(900*i), 0, float64(100*i), 0) })
+	// Second 10: the step has 9 s under load; the stable went silent.
+	out := Next(p, st, false, window(8100, 0, 1000, 0), nil, t0.Add(10*time.Second))
+	if out.Verdict.Reason != analysis.ReasonNoRecentTraffic || out.State.Step != 0 {
+		t.Fatalf("verdict %s/%s step %d, want NoRecentTraffic at step 0", out.Verdict.Result, out.Verdict.Reason, out.State.Step)
+	}
+}
+
+func TestSharedIncidentHoldsTheJudgment(t *testing.T) {
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10, 50}})
+	st := started(t, p)
+	// 1000 requests/s, 0.5% errors, then both versions at 50% for 10 s.
+	var se, ce float64
+	counts := func(i int) *analysis.Window {
+		rate := 0.005
+		if i > 3 && i <= 13 {
+			rate = 0.5
+		}
+		se += 900 * rate
+		ce += 100 * rate
+		return window(float64(900*i), se, float64(100*i), ce)
+	}
+	st, ds := run(p, st, 1, 8, counts)
+	if st.Reason != string(analysis.ReasonSharedIncident) || !strings.HasPrefix(st.Evidence, "the stable fails too (since ") {
+		t.Errorf("during the incident: reason %s, evidence %s", st.Reason, st.Evidence)
+	}
+	st, more := run(p, st, 9, 14, counts)
+	ds = append(ds, more...)
+	if st.Result != "" || st.Step != 0 {
+		t.Fatalf("the canary was judged during the incident: result %q step %d: %s", st.Result, st.Step, st.Evidence)
+	}
+	var reasons []string
+	for _, d := range ds {
+		reasons = append(reasons, d.Reason)
+	}
+	if strings.Join(reasons, ",") != ReasonSharedIncident+","+ReasonIncidentEnded {
+		t.Fatalf("decisions %v, want the incident's start and end", reasons)
+	}
+	if !ds[0].Warning || !strings.Contains(ds[0].Message, "stable failed 450 of 900") {
+		t.Errorf("incident event %+v", ds[0])
+	}
+	if got := durationOf(st.StepUnderLoad); got != 4*time.Second {
+		t.Errorf("under load %v, want 4 s (the incident's 10 s do not count)", got)
+	}
+	st, _ = run(p, st, 15, 40, counts)
+	if st.Step != 1 {
+		t.Errorf("after the incident: step %d, want 1; %s", st.Step, st.Evidence)
+	}
+}
+
+func TestSharedIncidentStillRollsBackAWorseCanary(t *testing.T) {
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10, 50}})
+	st := started(t, p)
+	// The stable fails 50% in an incident, the canary 100%.
+	st, ds := run(p, st, 1, 10, func(i int) *analysis.Window {
+		return window(float64(90*i), float64(45*i), float64(10*i), float64(10*i))
+	})
+	if st.Result != fledgev1.AutoRolledBack || st.Reason != string(analysis.ReasonErrorRateHigher) {
+		t.Fatalf("result %q reason %s, decisions %+v", st.Result, st.Reason, ds)
+	}
+}
+
+func TestDeadlineActions(t *testing.T) {
+	deadline := &metav1.Duration{Duration: 2 * time.Minute}
+	// 1 request/s, no errors: far too little for a verdict in 2 minutes.
+	slow := func(i int) *analysis.Window { return window(float64(i), 0, float64(i/10), 0) }
+	for action, want := range map[fledgev1.DeadlineAction]fledgev1.AutoResult{
+		"": "", fledgev1.DeadlinePause: "", fledgev1.DeadlineRollback: fledgev1.AutoRolledBack,
+	} {
+		p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10}, ProgressDeadline: deadline, DeadlineAction: action})
+		st, ds := run(p, started(t, p), 1, 200, slow)
+		if st.Result != want {
+			t.Errorf("action %q: result %q, want %q", action, st.Result, want)
+		}
+		if want == "" {
+			last := ds[len(ds)-1]
+			if !st.Held || last.Reason != ReasonHeld || !strings.Contains(last.Message, "held v2 at 10%") {
+				t.Errorf("action %q: held %v, decisions %+v", action, st.Held, ds)
+			}
+		}
+	}
+	// promote: a canary whose evidence does not lean towards worse.
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10}, ProgressDeadline: deadline, DeadlineAction: fledgev1.DeadlinePromote})
+	if st, _ := run(p, started(t, p), 1, 200, slow); st.Result != fledgev1.AutoPromoted {
+		t.Errorf("promote: result %q: %s", st.Result, st.Evidence)
+	}
+	// ... but not one with more errors than the stable.
+	worse := func(i int) *analysis.Window { return window(float64(i), 0, float64(i/10), float64(i/60)) }
+	st, ds := run(p, started(t, p), 1, 125, worse)
+	if st.Result != "" || !st.Held || !strings.Contains(ds[len(ds)-1].Message, "instead of promoting") {
+		t.Errorf("promote with worse errors: result %q held %v, decisions %+v", st.Result, st.Held, ds)
+	}
+}
+
+func TestSoakHoldsPromotion(t *testing.T) {
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{50}, Soak: &metav1.Duration{Duration: time.Minute}})
+	st, _ := run(p, started(t, p), 1, 59, func(i int) *analysis.Window { return window(float64(500*i), 0, float64(500*i), 0) })
+	if st.Result != "" || !strings.HasPrefix(st.Evidence, "soaking: 59s of 1m0s") {
+		t.Fatalf("before the soak: result %q, evidence %s", st.Result, st.Evidence)
+	}
+	st, _ = run(p, st, 60, 60, func(i int) *analysis.Window { return window(float64(500*i), 0, float64(500*i), 0) })
+	if st.Result != fledgev1.AutoPromoted {
+		t.Errorf("after the soak: result %q", st.Result)
+	}
+}
+
+func TestForecastAtLowTraffic(t *testing.T) {
+	p := policy(t, fledgev1.AutoPolicy{Steps: []int32{10}, ProgressDeadline: &metav1.Duration{Duration: 10 * time.Minute}})
+	// 20 requests/s, 1% errors on both versions.
+	st, ds := run(p, started(t, p), 1, 40, func(i int) *analysis.Window {
+		x := float64(i)
+		return window(18*x, 0.18*x, 2*x, 0.02*x)
+	})
+	t.Log(st.Forecast)
+	if len(ds) != 1 || ds[0].Reason != ReasonSlowEvidence || st.Forecast == "" {
+		t.Fatalf("decisions %+v, forecast %q", ds, st.Forecast)
+	}
+	for _, want := range []string{"at this rate (20 requests/s, 10% to the canary)", "more", "progress deadline (10m0s, action pause)"} {
+		if !strings.Contains(st.Forecast, want) {
+			t.Errorf("forecast %q lacks %q", st.Forecast, want)
+		}
 	}
 }

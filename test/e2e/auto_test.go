@@ -111,7 +111,7 @@ func TestAutoRollsBackBadCanary(t *testing.T) {
 
 // TestAutoPromotesHealthyCanary: a healthy v2 is stepped up to 100 by itself.
 func TestAutoPromotesHealthyCanary(t *testing.T) {
-	a, _ := autoApp(t, "auto-good", "v2", "steps=10,50; step-duration=2s; acceptable-error-rate=5%")
+	a, _ := autoApp(t, "auto-good", "v2", "steps=10,50; step-duration=2s; acceptable-error-rate=5%; soak=10s")
 	a.waitAuto(t, 20*time.Second, "step 2 at 50%", func(s *fledgev1.AutoStatus) bool { return s.Weight == 50 || s.Result != "" })
 	rel := a.waitAuto(t, 90*time.Second, "promotion", func(s *fledgev1.AutoStatus) bool { return s.Result != "" })
 	if rel.Status.Auto.Result != fledgev1.AutoPromoted {

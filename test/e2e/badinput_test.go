@@ -42,7 +42,7 @@ var badAnnotations = func() []struct{ svc, key, value string } {
 		"acceptable-error-rate=abc", "latency=maybe", "source=nope", "unknown=1", "steps", "=10",
 		"steps=10;steps=20", "steps=10,10", "max-error-rate=5", "deadline=0s", "step-requests=abc",
 		"max-error-rate=200%", "max-error-rate=100%", "acceptable-error-rate=150%", "false-rollback-rate=0%",
-		"false-rollback-rate=100%")
+		"false-rollback-rate=100%", "soak=-1s", "soak=abc", "deadline-action=ignore", "deadline-action=Pause")
 	add("v2", "fledge.dev/auto-override", "garbage", "promote-now", "", "PROMOTE", "abort,pause")
 	add("v2", "fledge.dev/auto-restart", "garbage", "", "yes")
 	add("v1", "fledge.dev/provider", "nope", "APISIX", "", "embedded ", "gateway_api")
@@ -177,6 +177,7 @@ func TestBadReleaseFieldsRefused(t *testing.T) {
 		{"spec.auto.falseRollbackRate", func(s *fledgev1.ReleaseSpec) { s.Auto = &fledgev1.AutoPolicy{FalseRollbackRate: "1"} }},
 		{"spec.auto.stepRequests", func(s *fledgev1.ReleaseSpec) { s.Auto = &fledgev1.AutoPolicy{StepRequests: ptr.To[int32](-1)} }},
 		{"spec.auto.metricSource", func(s *fledgev1.ReleaseSpec) { s.Auto = &fledgev1.AutoPolicy{MetricSource: "nope"} }},
+		{"spec.auto.deadlineAction", func(s *fledgev1.ReleaseSpec) { s.Auto = &fledgev1.AutoPolicy{DeadlineAction: "ignore"} }},
 	}
 	for _, c := range cases {
 		rel := good()
