@@ -63,7 +63,9 @@ func runAutoDemo(ctx context.Context, sb *sandbox.Sandbox, w io.Writer) error {
 			"api7.cloud/published-canary-service=true", "fledge.dev/auto=true"); err != nil {
 			return nil, err
 		}
-		return watchDecisions(ctx, sb, w, canary, 3*time.Minute)
+		// The default policy soaks the canary for 2 minutes under load
+		// before it may promote (docs/decisions.md).
+		return watchDecisions(ctx, sb, w, canary, 6*time.Minute)
 	}
 	fmt.Fprintln(w, "\n-- a bad v2 (5% of its answers are HTTP 500), automation on with the default policy:")
 	rel, err := release("auto-v2-bad")
@@ -76,7 +78,7 @@ func runAutoDemo(ctx context.Context, sb *sandbox.Sandbox, w io.Writer) error {
 	if err := run("annotate", "service", "-n", ns, "auto-v2-bad", "api7.cloud/published-service-"); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\n-- a healthy v2, automation on with the default policy:")
+	fmt.Fprintln(w, "\n-- a healthy v2, automation on with the default policy (steps, then a 2-minute soak before it promotes):")
 	if rel, err = release("auto-v2"); err != nil {
 		return err
 	}

@@ -460,7 +460,7 @@ func sigkillLeaderMidRelease(t *testing.T) {
 	waitServed(t, "mid", "mid-v1", "", 0, 1, 0)
 	l := startLoad(t, gatewayURL(t), "mid", 100)
 	mustKubectl(t, annotate("mid-v2", "api7.cloud/published-service=mid", "api7.cloud/published-canary-service=true",
-		"fledge.dev/auto-policy=steps=10,30,60; step-duration=15s; step-requests=100")...)
+		"fledge.dev/auto-policy=steps=10,30,60; step-duration=15s; step-requests=100; soak=10s")...)
 	var step, weight, started string
 	eventually(t, 2*time.Minute, "the release in its second step", func() error {
 		if step, weight, started = autoStep(t, "mid"); step != "1" {
