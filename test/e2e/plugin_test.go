@@ -114,7 +114,7 @@ func TestLiveViewInTmux(t *testing.T) {
 	}
 	m.run(t, "view", strings.Join(exports, "\n")+"\nkubectl fledge status "+a.name+" -n "+a.ns+" --watch")
 	a.service(t, "v2", "v2", map[string]string{published: a.name, canaryKey: "true",
-		autoPolicy: "steps=10,50; step-duration=3s; acceptable-error-rate=5%"})
+		autoPolicy: "steps=10,50; step-duration=3s; acceptable-error-rate=5%; soak=10s"})
 
 	weights := map[int]bool{}
 	// canaryRate is the highest canary request rate shown at each weight.
