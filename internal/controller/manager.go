@@ -268,7 +268,14 @@ func runTerm(ctx context.Context, cfg *rest.Config, opts Options, lock resourcel
 		// The target's name is its Secret's, never its URL.
 		log.Info("notification failed", "release", klog.KRef(n.Namespace, n.App), "decision", n.Decision, "target", t.Name, "error", err.Error())
 		if rel, ok := n.Ref.(*fledgev1.Release); ok {
-			rec.Recorder.Eventf(rel, nil, corev1.EventTypeWarning, ReasonNotificationFailed, "Notify",
+			// The Secret is the Event's related object: Events of one object,
+			// reason and related object are one series with the first note,
+			// so each Secret's failures get an Event of their own.
+			var related runtime.Object // nil, not a nil pointer, when no Secret
+			if t.Secret != nil {
+				related = &corev1.ObjectReference{APIVersion: "v1", Kind: "Secret", Namespace: t.Secret.Namespace, Name: t.Secret.Name}
+			}
+			rec.Recorder.Eventf(rel, related, corev1.EventTypeWarning, ReasonNotificationFailed, "Notify",
 				"could not tell %s of decision %s: %v", t.Name, n.Decision, err)
 		}
 	}

@@ -123,7 +123,7 @@ func (n *Notifications) Targets(ctx context.Context, refs []types.NamespacedName
 	var targets []notify.Target
 	var errs []notify.TargetError
 	for _, ref := range refs {
-		t := notify.Target{Name: "Secret " + ref.String()}
+		t := notify.Target{Name: "Secret " + ref.String(), Secret: &ref}
 		var s corev1.Secret
 		if err := n.Secrets.Get(ctx, ref, &s); err != nil {
 			if apierrors.IsForbidden(err) {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/types"
 	"net"
 	"net/http"
 	"net/url"
@@ -51,6 +52,8 @@ func ParseFormat(s string) (Format, error) {
 type Target struct {
 	// Name says where the URL came from ("Secret shop/notify"), for errors.
 	Name string
+	// Secret is the Secret the URL came from, if one did.
+	Secret *types.NamespacedName
 	// URL is the webhook's address; never printed.
 	URL    string
 	Format Format

@@ -1,6 +1,7 @@
 // Package secrets runs the fledge controller binary, as a cluster runs it,
 // with each credential it can hold (the APISIX Admin API key from a Secret,
-// a Prometheus bearer token from a file) in use, on its happy path and on its
+// a Prometheus bearer token from a file, a notification webhook's URL from a
+// Secret) in use, on its happy path and on its
 // error paths, and then looks for those values everywhere fledge writes: its
 // logs, the Events, the status of every object, and its metrics.
 package secrets
@@ -28,6 +29,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -94,8 +96,8 @@ func (e *echoing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.sent.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprintf(w, `{"status":"error","errorType":"internal","error":"upstream refused X-API-KEY=%s Authorization=%s","error_msg":"refused %s %s"}`,
-			r.Header.Get("X-API-KEY"), r.Header.Get("Authorization"), r.Header.Get("X-API-KEY"), r.Header.Get("Authorization"))
+		creds := fmt.Sprintf("X-API-KEY=%s Authorization=%s URL=%s", r.Header.Get("X-API-KEY"), r.Header.Get("Authorization"), r.URL.RequestURI())
+		fmt.Fprintf(w, `{"status":"error","errorType":"internal","error":"upstream refused %s","error_msg":"refused %s"}`, creds, creds)
 		return
 	}
 	e.h.ServeHTTP(w, r)
@@ -128,8 +130,23 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // in the status of any Release or TrafficRoute, or in its metrics.
 func TestSecretsNeverWritten(t *testing.T) {
 	ctx := t.Context()
-	apiKey, token := secret(t, "apisix-key"), secret(t, "prom-token")
+	apiKey, token, hookToken := secret(t, "apisix-key"), secret(t, "prom-token"), secret(t, "hook-token")
 	dir := t.TempDir()
+
+	// A webhook whose URL carries a token (as Slack's do), granted to the
+	// controller by name as an operator does.
+	hookPath := "/services/" + hookToken
+	hook := &echoing{h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }),
+		ok: func(r *http.Request) bool { return r.URL.Path == hookPath }}
+	hookSrv := httptest.NewServer(hook)
+	defer hookSrv.Close()
+	if err := env.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testenv.SystemNamespace, Name: "fledge-notify"},
+		StringData: map[string]string{"url": hookSrv.URL + hookPath},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	grantSecret(t, testenv.SystemNamespace, "fledge-notify")
 
 	if err := env.Client.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: testenv.SystemNamespace, Name: "fledge-apisix"},
@@ -157,6 +174,7 @@ func TestSecretsNeverWritten(t *testing.T) {
 		"--metrics-addr", metricsAddr, "--health-addr", "0",
 		"--apisix-admin-url", apisixSrv.URL, "--default-provider", "apisix",
 		"--prometheus-url", promSrv.URL, "--prometheus-bearer-token-file", tokenFile, "--metric-source", "prometheus",
+		"--notify-secret", testenv.SystemNamespace+"/fledge-notify", "--notify-attempts", "2", "--notify-backoff", "100ms",
 		"--verify-gateway-replicas=false", "--zap-log-level", "10", "--zap-devel")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -179,17 +197,24 @@ func TestSecretsNeverWritten(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the key and the token used", func() bool { return apisixFront.seen.Load() > 0 && prom.seen.Load() > 0 })
+	waitFor(t, 30*time.Second, "the key, the token and the webhook used", func() bool {
+		return apisixFront.seen.Load() > 0 && prom.seen.Load() > 0 && hook.seen.Load() > 0
+	})
 
-	// The error paths: both servers echo the credentials back for a while,
-	// and the canary's weight changes so the controller must write to APISIX.
+	// The error paths: the servers echo the credentials back for a while,
+	// and the release is aborted, so the controller must write to APISIX and
+	// tell the webhook.
 	apisixFront.on.Store(true)
 	prom.on.Store(true)
-	annotate(t, ns, "sec-v2", "fledge.dev/auto", "abort")
-	waitFor(t, 30*time.Second, "echoed errors", func() bool { return apisixFront.sent.Load() >= 3 && prom.sent.Load() >= 3 })
+	hook.on.Store(true)
+	annotate(t, ns, "sec-v2", "fledge.dev/auto-override", "abort")
+	waitFor(t, 30*time.Second, "echoed errors", func() bool {
+		return apisixFront.sent.Load() >= 3 && prom.sent.Load() >= 3 && hook.sent.Load() >= 2
+	})
 	time.Sleep(2 * time.Second) // the controller logs and records what it got
 	apisixFront.on.Store(false)
 	prom.on.Store(false)
+	hook.on.Store(false)
 	time.Sleep(2 * time.Second)
 
 	written := map[string]string{"controller logs": logs.String(), "controller metrics": get(t, "http://"+metricsAddr+"/metrics")}
@@ -197,7 +222,7 @@ func TestSecretsNeverWritten(t *testing.T) {
 	if len(written["controller logs"]) < 1000 {
 		t.Fatalf("the controller logged only %d bytes: %q", len(written["controller logs"]), written["controller logs"])
 	}
-	for _, v := range []struct{ what, value string }{{"APISIX key", apiKey}, {"Prometheus token", token}} {
+	for _, v := range []struct{ what, value string }{{"APISIX key", apiKey}, {"Prometheus token", token}, {"webhook URL's token", hookToken}} {
 		for _, form := range []string{v.value, base64.StdEncoding.EncodeToString([]byte(v.value))} {
 			for where, text := range written {
 				if i := strings.Index(text, form); i >= 0 {
@@ -210,9 +235,25 @@ func TestSecretsNeverWritten(t *testing.T) {
 	for _, text := range written {
 		echoed += strings.Count(text, "upstream refused")
 	}
-	t.Logf("checked %d bytes of logs, %d of Events, %d of status, %d of metrics; %d and %d requests carried the key and the token, %d and %d answers echoed them; their text appears %d times",
+	t.Logf("checked %d bytes of logs, %d of Events, %d of status, %d of metrics; %d, %d and %d requests carried the key, the token and the webhook's URL, %d, %d and %d answers echoed them; their text appears %d times",
 		len(written["controller logs"]), len(written["Events"]), len(written["status"]), len(written["controller metrics"]),
-		apisixFront.seen.Load(), prom.seen.Load(), apisixFront.sent.Load(), prom.sent.Load(), echoed)
+		apisixFront.seen.Load(), prom.seen.Load(), hook.seen.Load(), apisixFront.sent.Load(), prom.sent.Load(), hook.sent.Load(), echoed)
+}
+
+// grantSecret lets the fledge-controller ServiceAccount get Secret name in
+// namespace ns, and nothing else of it.
+func grantSecret(t *testing.T, ns, name string) {
+	t.Helper()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "read-" + name},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{name}, Verbs: []string{"get"}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "read-" + name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "fledge-controller", Namespace: testenv.SystemNamespace}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := env.Client.Create(t.Context(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // controllerKubeconfig writes a kubeconfig that acts as the fledge-controller
