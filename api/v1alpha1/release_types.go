@@ -48,6 +48,10 @@ type ReleaseSpec struct {
 	// Match lists predicates; requests matching all of them always go to the canary.
 	// +optional
 	Match []Predicate `json:"match,omitempty"`
+	// TLS, when set, has the embedded gateway serve the host over HTTPS with
+	// the certificate of a kubernetes.io/tls Secret in the Release's namespace.
+	// +optional
+	TLS *RouteTLS `json:"tls,omitempty"`
 	// Provider overrides the controller's default traffic provider for this Release.
 	// +optional
 	Provider Provider `json:"provider,omitempty"`

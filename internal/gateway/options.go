@@ -9,6 +9,18 @@ import (
 type Options struct {
 	// HTTPAddr is the address the proxy listens on. Default ":8080".
 	HTTPAddr string
+	// HTTPSAddr, when set, is the address of the HTTPS listener: TLS 1.2 or
+	// newer (Go's defaults otherwise), h2 and http/1.1 by ALPN, the
+	// certificate chosen by SNI among the TLS Secrets of the TrafficRoutes.
+	// Empty (the default) serves no HTTPS.
+	HTTPSAddr string
+	// DefaultTLSSecret, "namespace/name" of a kubernetes.io/tls Secret, is the
+	// certificate of HTTPS handshakes whose server name no route serves (or
+	// that send none). Empty (the default): such handshakes fail.
+	DefaultTLSSecret string
+	// H2C serves HTTP/2 with prior knowledge (h2c) on the plain HTTP listener,
+	// next to HTTP/1.1. Off by default.
+	H2C bool
 	// MetricsAddr is the address serving /metrics, /healthz, /readyz and /routes.
 	// Default ":9090".
 	MetricsAddr string
@@ -146,6 +158,11 @@ func (o Options) Validate() error {
 	for _, c := range counts {
 		if c.n < 0 {
 			return fmt.Errorf("%s %d: must not be negative", c.name, c.n)
+		}
+	}
+	if o.DefaultTLSSecret != "" {
+		if _, err := parseSecretRef(o.DefaultTLSSecret); err != nil {
+			return fmt.Errorf("default %w", err)
 		}
 	}
 	return nil
