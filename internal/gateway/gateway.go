@@ -44,8 +44,8 @@ type Gateway struct {
 	h2cTransport *http.Transport
 	// defaultTLS is Options.DefaultTLSSecret parsed, zero without one.
 	defaultTLS types.NamespacedName
-	buffers   *bufferPool
-	metrics   *metrics
+	buffers    *bufferPool
+	metrics    *metrics
 	// dialer and idle are shared by the fast path's connection pools: idle
 	// counts their idle connections against MaxIdleConns (an atomic counter,
 	// not a lock).
