@@ -27,6 +27,9 @@ func newGatewayCommand() *cobra.Command {
 			if err := positiveFlags(cmd.Flags(), "shutdown-delay"); err != nil {
 				return err
 			}
+			if err := opts.Validate(); err != nil {
+				return err
+			}
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -39,6 +42,9 @@ func newGatewayCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then in-cluster)")
 	f.StringVar(&opts.HTTPAddr, "http-addr", ":8080", "address of the proxy (traffic)")
+	f.StringVar(&opts.HTTPSAddr, "https-addr", "", "address of the HTTPS proxy: TLS 1.2+, h2 and http/1.1 by ALPN, certificates by SNI from the TrafficRoutes' TLS Secrets (default: no HTTPS)")
+	f.StringVar(&opts.DefaultTLSSecret, "default-tls-secret", "", "namespace/name of a kubernetes.io/tls Secret served to HTTPS clients whose server name no route serves (default: their handshake fails)")
+	f.BoolVar(&opts.H2C, "h2c", false, "also serve HTTP/2 with prior knowledge (h2c) on --http-addr")
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", ":9090", "address of /metrics, /healthz, /readyz and /routes; keep it off the public Service")
 	f.StringVar(&opts.Namespace, "namespace", "", "serve only TrafficRoutes of this namespace (default: all)")
 	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long requests in flight may finish on shutdown")
