@@ -59,12 +59,18 @@ func newTestCA(t testing.TB) *testCA {
 // number (to tell reissued certificates apart).
 func (ca *testCA) issue(t testing.TB, host string, serial int64) (crtPEM, keyPEM []byte) {
 	t.Helper()
+	return ca.issueNames(t, []string{host}, serial)
+}
+
+// issueNames is issue for a certificate naming all hosts.
+func (ca *testCA) issueNames(t testing.TB, hosts []string, serial int64) (crtPEM, keyPEM []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: hosts[0]}, DNSNames: hosts,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
