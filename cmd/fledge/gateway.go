@@ -58,6 +58,7 @@ func newGatewayCommand() *cobra.Command {
 	f.Int64Var(&opts.MaxResponseHeaderBytes, "max-response-header-bytes", 1<<20, "largest response head a backend may send, 1xx heads included (then 502)")
 	f.IntVar(&opts.MaxIdleConnsPerHost, "max-idle-conns-per-host", 512, "idle connections kept per backend endpoint")
 	f.IntVar(&opts.MaxIdleConns, "max-idle-conns", 8192, "idle backend connections kept in all")
+	f.IntVar(&opts.MaxEndpointRequests, "max-endpoint-requests", 4096, "requests in flight to one backend endpoint; more get 503 at once (as HAProxy's per-server maxconn, without a queue)")
 	f.DurationVar(&opts.IdleConnTimeout, "idle-conn-timeout", 90*time.Second, "idle backend connections are closed after this")
 	// Clients.
 	f.IntVar(&opts.MaxClientConns, "max-client-conns", 10000, "client connections open at once; more wait in the listen backlog (as HAProxy's maxconn)")

@@ -61,6 +61,7 @@ type buildState struct {
 	served    map[types.NamespacedName]struct{}
 	problems  map[string]struct{}
 	certs     map[types.NamespacedName]*parsedCert
+	inflight  map[string]*atomic.Int64
 }
 
 type backendKey struct {
@@ -78,6 +79,7 @@ func newBuildState() buildState {
 		served:    map[types.NamespacedName]struct{}{},
 		problems:  map[string]struct{}{},
 		certs:     map[types.NamespacedName]*parsedCert{},
+		inflight:  map[string]*atomic.Int64{},
 	}
 }
 
@@ -250,11 +252,12 @@ func (g *Gateway) addBackend(ctx context.Context, src source, t *Table, rt *rout
 		targets: make([]*target, len(addrs)),
 	}
 	for i, a := range addrs {
+		inflight := carry(next.inflight, g.state.inflight, a, func() *atomic.Int64 { return new(atomic.Int64) })
 		if h2c { // HTTP/2 cleartext: ReverseProxy over the h2c Transport only
-			b.targets[i] = &target{addr: a, proxy: carry(next.proxies, g.state.proxies, "h2c://"+a, func() *httputil.ReverseProxy { return g.newH2CProxy(a) })}
+			b.targets[i] = &target{addr: a, inflight: inflight, proxy: carry(next.proxies, g.state.proxies, "h2c://"+a, func() *httputil.ReverseProxy { return g.newH2CProxy(a) })}
 			continue
 		}
-		b.targets[i] = &target{addr: a, proxy: carry(next.proxies, g.state.proxies, a, func() *httputil.ReverseProxy { return g.newProxy(a) })}
+		b.targets[i] = &target{addr: a, inflight: inflight, proxy: carry(next.proxies, g.state.proxies, a, func() *httputil.ReverseProxy { return g.newProxy(a) })}
 		if !g.opts.DisableFastPath {
 			b.targets[i].pool = carry(next.pools, g.state.pools, a, func() *connPool { return g.newConnPool(a) })
 		}

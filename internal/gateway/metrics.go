@@ -45,6 +45,8 @@ type metrics struct {
 	tlsUnknownName  prometheus.Counter
 	// grpc counts gRPC responses by status.
 	grpc *prometheus.CounterVec
+	// overloaded counts requests refused at MaxEndpointRequests.
+	overloaded prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -104,6 +106,11 @@ func newMetrics() *metrics {
 		Name: "fledge_gateway_grpc_responses_total",
 		Help: "gRPC responses proxied, by TrafficRoute (namespace, app), backend Service and grpc-status (from the response headers or trailers); a non-zero status is also counted in " + metricRequests + " under the HTTP code it maps to (UNAVAILABLE 503, INTERNAL 500, ...).",
 	}, []string{"namespace", "app", "service", "grpc_status"})
+	m.overloaded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fledge_gateway_endpoint_overloaded_requests_total",
+		Help: "Requests answered 503 because their endpoint already had --max-endpoint-requests requests in flight; also counted in " + metricRequests + " as 503s of the backend chosen.",
+	})
+	m.registry.MustRegister(m.overloaded)
 	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs, m.refused, m.redispatched,
 		m.tlsCertificates, m.tlsRejected, m.tlsUnknownName, m.grpc,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -70,6 +70,10 @@ type Options struct {
 	// maxconn); further connections wait in the listen backlog until one
 	// closes. Default 10000.
 	MaxClientConns int
+	// MaxEndpointRequests caps the requests in flight to one backend endpoint
+	// (as HAProxy's per-server maxconn, without its queue): a request beyond
+	// it gets 503 at once, counted against the backend chosen. Default 4096.
+	MaxEndpointRequests int
 	// AccessLog writes a line per request (method, host, path, status,
 	// backend, duration, client) to the logger, every AccessLogSample-th
 	// request only when AccessLogSample > 1. Off by default.
@@ -124,6 +128,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxIdleConns <= 0 {
 		o.MaxIdleConns = 8192
 	}
+	if o.MaxEndpointRequests <= 0 {
+		o.MaxEndpointRequests = 4096
+	}
 	return o
 }
 
@@ -154,6 +161,7 @@ func (o Options) Validate() error {
 		{"max request header bytes", int64(o.MaxRequestHeaderBytes)},
 		{"max response header bytes", o.MaxResponseHeaderBytes},
 		{"max client connections", int64(o.MaxClientConns)},
+		{"max endpoint requests", int64(o.MaxEndpointRequests)},
 	}
 	for _, c := range counts {
 		if c.n < 0 {

@@ -53,7 +53,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.service = b.service
 		tg := b.next()
 		if tg != nil {
-			g.send(rec, w, r, tg)
+			if n := tg.inflight.Add(1); n > int64(g.opts.MaxEndpointRequests) {
+				tg.inflight.Add(-1)
+				g.metrics.overloaded.Inc()
+				http.Error(rec, "backend busy", http.StatusServiceUnavailable)
+				return
+			}
+			func() {
+				defer tg.inflight.Add(-1) // also when ReverseProxy aborts with a panic
+				g.send(rec, w, r, tg)
+			}()
 			if rec.dialErr == nil {
 				return
 			}

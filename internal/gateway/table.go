@@ -134,6 +134,9 @@ type target struct {
 	addr  string
 	proxy *httputil.ReverseProxy
 	pool  *connPool
+	// inflight counts the requests being sent to addr (by every route),
+	// bounded by Options.MaxEndpointRequests; it lives across rebuilds.
+	inflight *atomic.Int64
 }
 
 // lookup returns the route serving a request Host, nil when there is none.
