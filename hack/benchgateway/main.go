@@ -12,7 +12,12 @@
 //     run as a child process: this binary re-executed as "benchgateway
 //     gateway", so that its CPU time is its own, like HAProxy's;
 //   - "fledge GOGC=400": the same with GOGC=400 in its environment;
-//   - direct: wrk straight to the v1 pod, the ceiling.
+//   - direct: wrk straight to the v1 pod, the ceiling;
+//   - "haproxy TLS" and "fledge TLS GOGC=400": the same proxies terminating
+//     TLS (a self-signed ECDSA P-256 certificate made for the run; HAProxy
+//     "bind ... ssl crt", the gateway's HTTPS listener with the certificate
+//     as a kubernetes.io/tls Secret), wrk over https (TLS 1.3, HTTP/1.1);
+//     their "× HAProxy" is against "haproxy TLS".
 //
 // Before measuring, 100 sequential requests through each proxy must carry
 // exactly w canary (v2) answers. Then every round runs every variant once
@@ -83,7 +88,8 @@ type config struct {
 }
 
 // allVariants are the variants known, in report order.
-var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct"}
+var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct",
+	"haproxy TLS", "fledge TLS GOGC=400"}
 
 // defaultVariants are run without -variants.
 var defaultVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
@@ -260,19 +266,28 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	stable, canary := backends[0], backends[1]
 	fmt.Fprintf(os.Stderr, "backends: v1 at %s, v2 at %s\n", stable, canary)
 
+	certs, err := writeBenchCerts(tmp)
+	if err != nil {
+		return err
+	}
+
 	// The proxies, each checked for an exact split before any load.
 	var targets []target
 	for _, name := range cfg.variants {
 		var t target
 		switch name {
-		case "haproxy":
-			p, err := startHAProxy(ctx, tmp, stable, canary, cfg.weight)
+		case "haproxy", "haproxy TLS":
+			pem := ""
+			if strings.Contains(name, "TLS") {
+				pem = certs.pem
+			}
+			p, err := startHAProxy(ctx, tmp, name, stable, canary, cfg.weight, pem)
 			if err != nil {
 				return err
 			}
 			defer p.stop()
 			t = target{name: name, url: p.url + requestPath, pid: p.pid()}
-		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400":
+		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "fledge TLS GOGC=400":
 			gogc := ""
 			if strings.Contains(name, "GOGC=400") {
 				gogc = "400"
@@ -281,7 +296,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			if strings.HasPrefix(name, "baseline") {
 				bin = cfg.baseline
 			}
-			p, err := startGateway(ctx, tmp, name, bin, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir)
+			var tc *benchCerts
+			if strings.Contains(name, "TLS") {
+				tc = &certs
+			}
+			p, err := startGateway(ctx, tmp, name, bin, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir, tc)
 			if err != nil {
 				return err
 			}
@@ -369,7 +388,7 @@ func measure(ctx context.Context, cfg config, t target) (sample, error) {
 // counts the answers of v1 and v2.
 func checkSplit(ctx context.Context, url string, n int) (v1, v2 int, err error) {
 	client := &http.Client{
-		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, DisableCompression: true},
+		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, DisableCompression: true, TLSClientConfig: benchTLSClient},
 		Timeout:   5 * time.Second,
 	}
 	defer client.CloseIdleConnections()

@@ -106,7 +106,7 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d |\n", name,
 			num(median(perRound(ss, func(s sample) float64 { return s.rps })), "%.0f"),
-			ratio("haproxy"), ratio("direct"),
+			ratio(haproxyOf(name)), ratio("direct"),
 			num(median(perRound(ss, func(s sample) float64 { return ms(s.p99) })), "%.2f"),
 			num(median(perRound(ss, sample.cpuPerRequest)), "%.1f"),
 			num(median(perRound(ss, sample.allocsPerRequest)), "%.1f"),
@@ -131,4 +131,13 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 		}
 		fmt.Fprintf(w, "| %d | %s |\n", r+1, strings.Join(cells, " | "))
 	}
+}
+
+// haproxyOf is the HAProxy variant a variant is compared with: "haproxy TLS"
+// for the TLS ones.
+func haproxyOf(name string) string {
+	if strings.Contains(name, "TLS") {
+		return "haproxy TLS"
+	}
+	return "haproxy"
 }

@@ -135,20 +135,22 @@ type tlsListener struct {
 	onError func(error)
 
 	conns     chan net.Conn
-	done      chan struct{}
+	done      chan struct{} // closed by Close
 	closeOnce sync.Once
-	err       error // the inner listener's Accept error, read after conns closed
+	// acceptDone is closed when the inner listener failed, with err.
+	acceptDone chan struct{}
+	err        error
 }
 
 func newTLSListener(ln net.Listener, config *tls.Config, timeout time.Duration, fo framing.Options, onError func(error)) *tlsListener {
 	l := &tlsListener{Listener: ln, config: config, timeout: timeout, framing: fo, onError: onError,
-		conns: make(chan net.Conn), done: make(chan struct{})}
+		conns: make(chan net.Conn), done: make(chan struct{}), acceptDone: make(chan struct{})}
 	go l.acceptLoop()
 	return l
 }
 
 func (l *tlsListener) acceptLoop() {
-	defer close(l.conns)
+	defer close(l.acceptDone) // not conns: handshakes may still be sending
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -185,19 +187,20 @@ func (l *tlsListener) handshake(c net.Conn) {
 	case l.conns <- sc:
 	case <-l.done:
 		_ = sc.Close()
+	case <-l.acceptDone:
+		_ = sc.Close()
 	}
 }
 
 // Accept returns the next connection whose handshake succeeded.
 func (l *tlsListener) Accept() (net.Conn, error) {
 	select {
-	case c, ok := <-l.conns:
-		if !ok {
-			return nil, l.err
-		}
+	case c := <-l.conns:
 		return c, nil
 	case <-l.done:
 		return nil, net.ErrClosed
+	case <-l.acceptDone:
+		return nil, l.err
 	}
 }
 
