@@ -17,7 +17,10 @@
 //     TLS (a self-signed ECDSA P-256 certificate made for the run; HAProxy
 //     "bind ... ssl crt", the gateway's HTTPS listener with the certificate
 //     as a kubernetes.io/tls Secret), wrk over https (TLS 1.3, HTTP/1.1);
-//     their "× HAProxy" is against "haproxy TLS".
+//     their "× HAProxy" is against "haproxy TLS";
+//   - "haproxy h2" and "fledge h2 GOGC=400": the same over h2 (ALPN h2; HTTP/1.1
+//     to the backends), h2load instead of wrk (-m1: one stream in flight per
+//     connection, as wrk's one request), against "haproxy h2".
 //
 // Before measuring, 100 sequential requests through each proxy must carry
 // exactly w canary (v2) answers. Then every round runs every variant once
@@ -89,7 +92,7 @@ type config struct {
 
 // allVariants are the variants known, in report order.
 var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct",
-	"haproxy TLS", "fledge TLS GOGC=400"}
+	"haproxy TLS", "fledge TLS GOGC=400", "haproxy h2", "fledge h2 GOGC=400"}
 
 // defaultVariants are run without -variants.
 var defaultVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
@@ -218,7 +221,14 @@ type target struct {
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
-	for _, tool := range []string{"wrk", "ip"} {
+	tools := []string{"wrk", "ip"}
+	for _, v := range cfg.variants {
+		if strings.Contains(v, "h2") {
+			tools = append(tools, "h2load")
+			break
+		}
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed (hack/bench-gateway.sh installs it)", tool)
 		}
@@ -276,9 +286,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	for _, name := range cfg.variants {
 		var t target
 		switch name {
-		case "haproxy", "haproxy TLS":
+		case "haproxy", "haproxy TLS", "haproxy h2":
 			pem := ""
-			if strings.Contains(name, "TLS") {
+			if strings.Contains(name, "TLS") || strings.Contains(name, "h2") {
 				pem = certs.pem
 			}
 			p, err := startHAProxy(ctx, tmp, name, stable, canary, cfg.weight, pem)
@@ -287,7 +297,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			}
 			defer p.stop()
 			t = target{name: name, url: p.url + requestPath, pid: p.pid()}
-		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "fledge TLS GOGC=400":
+		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "fledge TLS GOGC=400", "fledge h2 GOGC=400":
 			gogc := ""
 			if strings.Contains(name, "GOGC=400") {
 				gogc = "400"
@@ -297,7 +307,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 				bin = cfg.baseline
 			}
 			var tc *benchCerts
-			if strings.Contains(name, "TLS") {
+			if strings.Contains(name, "TLS") || strings.Contains(name, "h2") {
 				tc = &certs
 			}
 			p, err := startGateway(ctx, tmp, name, bin, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir, tc)
@@ -341,8 +351,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	return nil
 }
 
-// measure runs the warm-up and the measured wrk run against t.
+// measure runs the warm-up and the measured wrk (h2load for h2) run against t.
 func measure(ctx context.Context, cfg config, t target) (sample, error) {
+	runWrk := runWrk
+	if strings.Contains(t.name, "h2") {
+		runWrk = runH2load
+	}
 	if cfg.warmup > 0 {
 		if _, err := runWrk(ctx, cfg.threads, cfg.connections, cfg.warmup, t.url); err != nil {
 			return sample{}, fmt.Errorf("warm-up: %w", err)

@@ -126,11 +126,12 @@ func freePort() (int, error) {
 
 // haproxyConfig splits (100-weight)/weight between stable and canary by
 // roundrobin, on 127.0.0.1:port.
-// With pem set (certificate and key), it terminates TLS.
+// With pem set (certificate and key), it terminates TLS, offering h2 and
+// http/1.1 by ALPN as the gateway does.
 func haproxyConfig(port int, stable, canary netip.AddrPort, weight int, pem string) string {
 	bind := fmt.Sprintf("127.0.0.1:%d", port)
 	if pem != "" {
-		bind += " ssl crt " + pem + " alpn http/1.1"
+		bind += " ssl crt " + pem + " alpn h2,http/1.1"
 	}
 	return fmt.Sprintf(`global
     nbthread 2

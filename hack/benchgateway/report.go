@@ -134,8 +134,11 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 }
 
 // haproxyOf is the HAProxy variant a variant is compared with: "haproxy TLS"
-// for the TLS ones.
+// for the TLS ones, "haproxy h2" for the h2 ones.
 func haproxyOf(name string) string {
+	if strings.Contains(name, "h2") {
+		return "haproxy h2"
+	}
 	if strings.Contains(name, "TLS") {
 		return "haproxy TLS"
 	}
