@@ -118,7 +118,6 @@ func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
 		cert, problem := g.loadCert(ctx, src, g.defaultTLS.Namespace, g.defaultTLS.Name, &next)
 		if problem != "" {
 			t.problems = append(t.problems, "default certificate: "+problem)
-			t.rejectedSecrets++
 		}
 		t.defaultCert = cert
 	}
@@ -128,6 +127,11 @@ func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
 		}
 	}
 	slices.Sort(t.problems)
+	for _, pc := range next.certs {
+		if pc.problem != "" {
+			t.rejectedSecrets++ // each Secret once, however many routes name it
+		}
+	}
 
 	// Everything below only publishes: the build cannot fail any more.
 	for k := range g.state.observers {
@@ -197,7 +201,6 @@ func (g *Gateway) addRoute(ctx context.Context, src source, t *Table, tr *fledge
 	if spec.TLS != nil {
 		var problem string
 		if cert, problem = g.loadCert(ctx, src, tr.Namespace, spec.TLS.SecretName, next); problem != "" {
-			t.rejectedSecrets++
 			skip("%s", problem)
 			return nil
 		}

@@ -44,7 +44,10 @@
 // skips its route (a problem naming the Secret, in fledge_gateway_routes_skipped
 // and fledge_gateway_tls_rejected_secrets); other hosts are unaffected. The Secrets
 // are read one by one (list and watch with fieldSelector metadata.name), so that
-// an RBAC grant on their names is enough (docs/security.md).
+// an RBAC grant on their names is enough (docs/security.md). The first build that
+// names a Secret waits up to 5 s for its first list; one not read by then (for
+// instance not granted) is a problem until it is, and its watch rebuilds the
+// table when it is read.
 //
 // HTTP/2 over TLS is served by net/http's server on the decrypted connection; the
 // plain listener also serves HTTP/2 with prior knowledge (h2c) with Options.H2C

@@ -333,3 +333,25 @@ func TestTLSReload(t *testing.T) {
 		t.Error("a route whose Secret turned invalid is still served over HTTPS")
 	}
 }
+
+// TestTLSRejectedSecretCountedOnce: two routes naming one bad Secret are
+// both skipped, and the Secret is counted once.
+func TestTLSRejectedSecretCountedOnce(t *testing.T) {
+	be := echoBackend(t, "v1")
+	var objs Objects
+	for _, name := range []string{"a", "b"} {
+		svc, slices := backendObjects(t, name+"-stable", hostOf(t, be.URL))
+		objs.TrafficRoutes = append(objs.TrafficRoutes, trafficRoute(name, name+".example", withTLS("gone")))
+		objs.Services = append(objs.Services, svc)
+		objs.EndpointSlices = append(objs.EndpointSlices, slices...)
+	}
+	g := New(Options{})
+	g.Update(t.Context(), objs)
+	mfs := scrape(t, g)
+	if v, _ := sample(mfs, "fledge_gateway_tls_rejected_secrets", map[string]string{}); v != 1 {
+		t.Errorf("tls_rejected_secrets = %v, want 1", v)
+	}
+	if v, _ := sample(mfs, "fledge_gateway_routes_skipped", map[string]string{}); v != 2 {
+		t.Errorf("routes_skipped = %v, want 2", v)
+	}
+}
