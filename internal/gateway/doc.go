@@ -51,7 +51,8 @@
 //
 // HTTP/2 over TLS is served by net/http's server on the decrypted connection; the
 // plain listener also serves HTTP/2 with prior knowledge (h2c) with Options.H2C
-// (--h2c). HTTP/2 requests take the ReverseProxy path; the HTTP/1.1 framing checks
+// (--h2c). HTTP/2 requests to HTTP/1.1 backends take the fast path when an HTTP/1.1
+// request would (see Forwarding), the others ReverseProxy; the HTTP/1.1 framing checks
 // (package framing) run on the plaintext of every HTTP/1.x connection, over TLS
 // too. HTTP/2 carries no HTTP/1.1 framing: a request with Transfer-Encoding or
 // Connection gets 400, an oversized header list 431, a body longer than its
@@ -74,7 +75,8 @@
 //
 // # Forwarding
 //
-// Plain HTTP/1.x request/response exchanges take a fast path: the gateway's own
+// Plain request/response exchanges from HTTP/1.x and HTTP/2 clients to HTTP/1.1
+// backends take a fast path: the gateway's own
 // pool of HTTP/1.1 connections per endpoint address (a mutex per pool, no global
 // lock), the request head written by hand, the response read with
 // http.ReadResponse. Everything else goes through httputil.ReverseProxy and

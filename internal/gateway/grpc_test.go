@@ -228,6 +228,13 @@ func TestH2CListenerAndBackend(t *testing.T) {
 				t.Errorf("%d over %s, backend over %s; want 200 over %s, backend over %s",
 					res.StatusCode, res.Proto, res.Header.Get("X-Backend-Proto"), tc.wantFront, tc.wantBk)
 			}
+			if tc.name == "h2c client, HTTP/1.1 backend" {
+				// The first request to this backend: HTTP/2 requests take the fast
+				// path, whose pool now holds the connection.
+				if n := g.Table().lookup("h1.example").stable.targets[0].pool.idleLen(); n != 1 {
+					t.Errorf("fast path pool of the HTTP/1.1 backend holds %d idle connections, want 1", n)
+				}
+			}
 			if got := res.Header.Get("X-Forwarded-Seen"); got != "http 1" {
 				t.Errorf("backend saw X-Forwarded-Proto and X-Forwarded-For count %q, want \"http 1\" (client-sent one replaced)", got)
 			}
