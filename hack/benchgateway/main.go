@@ -341,8 +341,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d/%d %-16s %9.0f req/s  p99 %6.2f ms  proxy CPU %6.1f µs/req  errors %d\n",
-				r+1, cfg.rounds, t.name, s.rps, ms(s.p99), s.cpuPerRequest(), s.errors)
+			p99 := "     —"
+			if s.p99 >= 0 {
+				p99 = fmt.Sprintf("%6.2f", ms(s.p99))
+			}
+			fmt.Fprintf(os.Stderr, "round %d/%d %-16s %9.0f req/s  p99 %s ms  proxy CPU %6.1f µs/req  errors %d\n",
+				r+1, cfg.rounds, t.name, s.rps, p99, s.cpuPerRequest(), s.errors)
 			results[t.name] = append(results[t.name], s)
 		}
 	}

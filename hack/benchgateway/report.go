@@ -79,6 +79,12 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 	fmt.Fprintf(w, "Load average before: %s, after: %s.\n", m.loadBefore, m.loadAfter)
 	fmt.Fprintf(w, "wrk -t%d -c%d -d%s --latency after a %s warm-up, %d rounds, variants alternated (order rotated each round), canary weight %d%%.\n\n",
 		cfg.threads, cfg.connections, cfg.duration, cfg.warmup, cfg.rounds, cfg.weight)
+	for _, v := range cfg.variants {
+		if strings.Contains(v, "h2") {
+			fmt.Fprintf(w, "The h2 variants ran h2load -t%d -c%d -m1 instead of wrk (no percentiles: p99 —).\n\n", cfg.threads, cfg.connections)
+			break
+		}
+	}
 
 	fmt.Fprintln(w, "| variant | req/s | × HAProxy | × direct | p99 ms | proxy CPU µs/req | allocs/req | errors |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
