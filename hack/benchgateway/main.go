@@ -20,7 +20,9 @@
 //     their "× HAProxy" is against "haproxy TLS";
 //   - "haproxy h2" and "fledge h2 GOGC=400": the same over h2 (ALPN h2; HTTP/1.1
 //     to the backends), h2load instead of wrk (-m1: one stream in flight per
-//     connection, as wrk's one request), against "haproxy h2".
+//     connection, as wrk's one request), against "haproxy h2";
+//   - "fledge GOGC=400 GOMAXPROCS=1": the gateway on one P (the others
+//     inherit GOMAXPROCS from the environment).
 //
 // Before measuring, 100 sequential requests through each proxy must carry
 // exactly w canary (v2) answers. Then every round runs every variant once
@@ -92,7 +94,7 @@ type config struct {
 
 // allVariants are the variants known, in report order.
 var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct",
-	"haproxy TLS", "fledge TLS GOGC=400", "haproxy h2", "fledge h2 GOGC=400"}
+	"haproxy TLS", "fledge TLS GOGC=400", "haproxy h2", "fledge h2 GOGC=400", "fledge GOGC=400 GOMAXPROCS=1"}
 
 // defaultVariants are run without -variants.
 var defaultVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
@@ -297,7 +299,8 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			}
 			defer p.stop()
 			t = target{name: name, url: p.url + requestPath, pid: p.pid()}
-		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "fledge TLS GOGC=400", "fledge h2 GOGC=400":
+		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "fledge TLS GOGC=400", "fledge h2 GOGC=400",
+			"fledge GOGC=400 GOMAXPROCS=1":
 			gogc := ""
 			if strings.Contains(name, "GOGC=400") {
 				gogc = "400"

@@ -226,10 +226,14 @@ func startGateway(ctx context.Context, dir, name, bin string, stable, canary net
 		cmd.Args = append(cmd.Args, "-tls-cert", tc.cert, "-tls-key", tc.key)
 	}
 	cmd.ExtraFiles = files
+	oneP := strings.Contains(name, "GOMAXPROCS=1")
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GOGC=") {
+		if !strings.HasPrefix(kv, "GOGC=") && !(oneP && strings.HasPrefix(kv, "GOMAXPROCS=")) {
 			cmd.Env = append(cmd.Env, kv)
 		}
+	}
+	if oneP {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
 	if gogc != "" {
 		cmd.Env = append(cmd.Env, "GOGC="+gogc)
