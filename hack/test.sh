@@ -30,7 +30,7 @@ go test -count=1 -timeout 30m -v "$@" ./... >"$log" 2>&1 || status=$?
 # FLEDGE_FUZZTIME sets each run's length.
 echo "== fuzz (${FLEDGE_FUZZTIME:-20s} each)" >&2
 for spec in FuzzGateway:./internal/gateway FuzzWrap:./internal/gateway/framing \
-  FuzzTranslate:./internal/annotations FuzzParseMatch:./internal/annotations; do
+  FuzzTranslate:./internal/annotations FuzzParseMatch:./internal/annotations FuzzParseAutoPolicy:./internal/strategy; do
   target=${spec%%:*} pkg=${spec#*:}
   if go test -run '^$' -fuzz "^$target\$" -fuzztime "${FLEDGE_FUZZTIME:-20s}" "$pkg" >>"$log" 2>&1; then
     echo "--- PASS: $target (fuzzing ${FLEDGE_FUZZTIME:-20s})" >>"$log"

@@ -62,6 +62,14 @@ func (f *metricFlags) validate() (metricConfig, error) {
 	if c.gatewayMetrics, err = namespacedName("--gateway-metrics-service", f.gatewayMetrics); err != nil {
 		return metricConfig{}, err
 	}
+	if f.promURL != "" {
+		if err := serverURL("prometheus-url", f.promURL); err != nil {
+			return metricConfig{}, err
+		}
+	}
+	if f.promTimeout <= 0 {
+		return metricConfig{}, fmt.Errorf("--prometheus-timeout %v: must be positive", f.promTimeout)
+	}
 	if c.source == fledgev1.MetricSourcePrometheus && f.promURL == "" {
 		return metricConfig{}, fmt.Errorf("--metric-source prometheus needs --prometheus-url")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -109,6 +110,9 @@ func (f *controllerFlags) validate() (controllerConfig, error) {
 		return controllerConfig{}, fmt.Errorf("--kube-api-qps %v, --kube-api-burst %d: must not be negative", c.opts.QPS, c.opts.Burst)
 	}
 	if err := controller.ValidateLeaderElection(c.opts.LeaseDuration, c.opts.RenewDeadline, c.opts.RetryPeriod); err != nil {
+		return controllerConfig{}, err
+	}
+	if err := errors.Join(listenAddr("metrics-addr", c.opts.MetricsAddr, true), listenAddr("health-addr", c.opts.HealthAddr, true)); err != nil {
 		return controllerConfig{}, err
 	}
 	if c.opts.AnalysisInterval <= 0 {

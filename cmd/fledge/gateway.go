@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,6 +27,15 @@ func newGatewayCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := positiveFlags(cmd.Flags(), "shutdown-delay"); err != nil {
 				return err
+			}
+			if err := errors.Join(listenAddr("http-addr", opts.HTTPAddr, false), listenAddr("metrics-addr", opts.MetricsAddr, false),
+				httpsAddr(opts.HTTPSAddr)); err != nil {
+				return err
+			}
+			if s := opts.DefaultTLSSecret; s != "" {
+				if ns, name, ok := strings.Cut(s, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+					return fmt.Errorf("--default-tls-secret %q: want namespace/name of a kubernetes.io/tls Secret", s)
+				}
 			}
 			if err := opts.Validate(); err != nil {
 				return err
@@ -68,6 +78,15 @@ func newGatewayCommand() *cobra.Command {
 	f.DurationVar(&opts.ClientSendTimeout, "client-send-timeout", 60*time.Second, "longest a write to a client may block (then the connection is cut, as nginx's send_timeout); idle streams are not cut")
 	f.DurationVar(&opts.IdleTimeout, "client-idle-timeout", 120*time.Second, "idle client keep-alive connections are closed after this")
 	return cmd
+}
+
+// httpsAddr checks --https-addr as listenAddr does, when it is set (empty
+// serves no HTTPS).
+func httpsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	return listenAddr("https-addr", addr, false)
 }
 
 // positiveFlags refuses a duration or count flag that is zero or negative

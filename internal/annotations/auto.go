@@ -70,9 +70,17 @@ func setPolicy(p *fledgev1.AutoPolicy, k, v string) error {
 		}
 		return &metav1.Duration{Duration: d}, nil
 	}
+	// A rate is below 100%; only the false-rollback rate may not be 0 (a
+	// test that may never be wrong never rolls back).
 	percent := func() (string, error) {
-		if _, err := fledgev1.ParsePercent(v); err != nil {
+		r, err := fledgev1.ParsePercent(v)
+		switch {
+		case err != nil:
 			return "", fmt.Errorf(`want a percentage such as "5%%"`)
+		case r >= 1:
+			return "", fmt.Errorf("want a rate below 100%%")
+		case r == 0 && k == "false-rollback-rate":
+			return "", fmt.Errorf("want a rate above 0%%")
 		}
 		return v, nil
 	}

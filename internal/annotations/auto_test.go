@@ -23,7 +23,8 @@ func TestParseAutoPolicy(t *testing.T) {
 		t.Errorf("policy = %+v", p)
 	}
 	for _, bad := range []string{"steps=0,10", "steps=10,5", "steps=10,100", "step-duration=10", "step-duration=-1s",
-		"max-error-rate=5", "latency=yes", "source=datadog", "speed=fast", "steps", "steps=10; steps=20", "step-requests=-1"} {
+		"max-error-rate=5", "latency=yes", "source=datadog", "speed=fast", "steps", "steps=10; steps=20", "step-requests=-1",
+		"max-error-rate=200%", "acceptable-error-rate=100%", "false-rollback-rate=0%", "false-rollback-rate=100%"} {
 		if _, err := ParseAutoPolicy(bad); !errors.Is(err, ErrInvalidPolicy) {
 			t.Errorf("ParseAutoPolicy(%q) = %v, want ErrInvalidPolicy", bad, err)
 		}

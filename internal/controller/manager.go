@@ -4,7 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -14,10 +29,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/apiwait"
 	"github.com/fledge-dev/fledge/internal/metricsource"
 	"github.com/fledge-dev/fledge/internal/traffic"
 )
@@ -129,6 +145,16 @@ func orDefault(d, def time.Duration) time.Duration {
 const LeaderElectionID = "fledge-controller"
 
 // Run runs the controller until ctx is done.
+//
+// Its connections to the API server wait for it while it is down
+// (package apiwait), so informers follow changes again as soon as it is back.
+// With leader election the controller runs in terms: each term is a manager
+// that waits for the Lease, then reconciles. Losing the Lease (the API server
+// did not answer a renewal within the renew deadline, as in an outage) ends
+// the term and stops every worker, as a restart of the process would; the next
+// term starts at once under the same identity, so the controller leads again
+// as soon as the API server answers (a standby takes over instead if it got
+// the Lease first). Metrics and health are served by the process across terms.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.Routers == nil {
 		return errors.New("no traffic providers (Options.Routers)")
@@ -136,18 +162,52 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.DefaultProvider == "" {
 		opts.DefaultProvider = fledgev1.ProviderEmbedded
 	}
+	cfg = apiwait.Config(withLimits(cfg, opts.QPS, opts.Burst))
+	stopServing, err := serveProcess(ctx, opts.MetricsAddr, opts.HealthAddr)
+	if err != nil {
+		return err
+	}
+	defer stopServing()
+	var lock resourcelock.Interface
+	if opts.LeaderElect {
+		var stopEvents func()
+		if lock, stopEvents, err = newLeaderLock(cfg, opts); err != nil {
+			return err
+		}
+		defer stopEvents()
+	}
+	logger := logr.FromContextOrDiscard(ctx)
+	for term := 1; ; term++ {
+		err := runTerm(ctx, cfg, opts, lock, term)
+		if err == nil || ctx.Err() != nil || !lostLead(err) {
+			return err
+		}
+		logger.Info("lost the leader election; rejoining it", "term", term)
+	}
+}
+
+// lostLead reports whether a manager ended because it lost the leader
+// election (controller-runtime reports it only by this message).
+func lostLead(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "leader election lost")
+}
+
+// runTerm runs one manager until ctx is done or it loses the Lease.
+func runTerm(ctx context.Context, cfg *rest.Config, opts Options, lock resourcelock.Interface, term int) error {
 	mgrOpts := ctrl.Options{
-		Scheme:                        Scheme(),
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
-		HealthProbeBindAddress:        opts.HealthAddr,
-		LeaderElection:                opts.LeaderElect,
-		LeaderElectionID:              LeaderElectionID,
-		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 ptr.To(orDefault(opts.LeaseDuration, DefaultLeaseDuration)),
-		RenewDeadline:                 ptr.To(orDefault(opts.RenewDeadline, DefaultRenewDeadline)),
-		RetryPeriod:                   ptr.To(orDefault(opts.RetryPeriod, DefaultRetryPeriod)),
-		GracefulShutdownTimeout:       ptr.To(10 * time.Second),
+		Scheme: Scheme(),
+		// Served by the process (serveProcess), across terms.
+		Metrics:                             metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:              "0",
+		LeaderElection:                      opts.LeaderElect,
+		LeaderElectionID:                    LeaderElectionID,
+		LeaderElectionNamespace:             opts.LeaderElectionNamespace,
+		LeaderElectionResourceLockInterface: lock,
+		LeaderElectionReleaseOnCancel:       true,
+		LeaseDuration:                       ptr.To(orDefault(opts.LeaseDuration, DefaultLeaseDuration)),
+		RenewDeadline:                       ptr.To(orDefault(opts.RenewDeadline, DefaultRenewDeadline)),
+		RetryPeriod:                         ptr.To(orDefault(opts.RetryPeriod, DefaultRetryPeriod)),
+		GracefulShutdownTimeout:             ptr.To(10 * time.Second),
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Read-back of the routing goes to the API server, not a cache.
 			DisableFor: []client.Object{&fledgev1.TrafficRoute{}},
@@ -159,7 +219,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	// The controller never reads managedFields; they are most of a cached
 	// Service's size.
 	mgrOpts.Cache.DefaultTransform = cache.TransformStripManagedFields()
-	mgr, err := ctrl.NewManager(withLimits(cfg, opts.QPS, opts.Burst), mgrOpts)
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating controller manager: %w", err)
 	}
@@ -192,19 +252,94 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if opts.GatewayReplicas != nil {
 		rec.GatewayReplicas = opts.GatewayReplicas(mgr.GetAPIReader())
 	}
-	if opts.SkipNameValidation {
-		rec.skipNameValidation = true
-	}
+	// Controller names are unique in a process: a later term runs the same
+	// controller again.
+	rec.skipNameValidation = opts.SkipNameValidation || term > 1
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up release controller: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
 	return mgr.Start(ctx)
+}
+
+// inClusterNamespace is where a Pod reads its own namespace.
+const inClusterNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// newLeaderLock returns the Lease lock of every term, with one identity for
+// the life of the process, and a function that stops its event recorder.
+func newLeaderLock(cfg *rest.Config, opts Options) (resourcelock.Interface, func(), error) {
+	ns := opts.LeaderElectionNamespace
+	if ns == "" {
+		b, err := os.ReadFile(inClusterNamespace)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--leader-election-namespace is needed outside a cluster: %w", err)
+		}
+		ns = strings.TrimSpace(string(b))
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, nil, err
+	}
+	id := host + "_" + string(uuid.NewUUID())
+	// As controller-runtime does: a hung request must not cost the lead, so
+	// one request lasts at most half the renew deadline.
+	lcfg := rest.AddUserAgent(rest.CopyConfig(cfg), "leader-election")
+	lcfg.Timeout = max(orDefault(opts.RenewDeadline, DefaultRenewDeadline)/2, time.Second)
+	cs, err := kubernetes.NewForConfig(lcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events(ns)})
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, ns, LeaderElectionID, cs.CoreV1(), cs.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: broadcaster.NewRecorder(Scheme(), corev1.EventSource{Component: id})})
+	if err != nil {
+		broadcaster.Shutdown()
+		return nil, nil, err
+	}
+	return lock, broadcaster.Shutdown, nil
+}
+
+// serveProcess serves Prometheus metrics (controller-runtime's registry) on
+// metricsAddr and /healthz and /readyz on healthAddr ("0" or "" disables
+// either) until ctx is done; stop stops both and waits.
+func serveProcess(ctx context.Context, metricsAddr, healthAddr string) (stop func(), err error) {
+	var servers []*http.Server
+	var lns []net.Listener
+	add := func(addr string, h http.Handler) error {
+		if addr == "" || addr == "0" {
+			return nil
+		}
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
+		servers = append(servers, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second})
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
+	health := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }
+	health.HandleFunc("/healthz", ok)
+	health.HandleFunc("/readyz", ok)
+	if err := errors.Join(add(metricsAddr, mux), add(healthAddr, health)); err != nil {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Go(func() { _ = srv.Serve(lns[i]) })
+	}
+	return func() {
+		for _, srv := range servers {
+			_ = srv.Close()
+		}
+		wg.Wait()
+	}, nil
 }
 
 // withLimits returns a copy of cfg with the client-side limits of Options.

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
+	"github.com/fledge-dev/fledge/internal/apiwait"
 )
 
 // Run runs a gateway on the cluster of cfg until ctx is done, then drains (see
@@ -55,7 +56,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 
 // run is Run with its Gateway and listeners made.
 func run(ctx context.Context, cfg *rest.Config, g *Gateway, ls Listeners) error {
-	w, err := newWatcher(cfg, g.opts.Namespace)
+	// Its informers wait for the API server while it is down, so they follow
+	// changes again as soon as it is back (package apiwait).
+	w, err := newWatcher(apiwait.Config(cfg), g.opts.Namespace)
 	if err != nil {
 		_, _ = ls.HTTP.Close(), ls.Admin.Close()
 		if ls.HTTPS != nil {

@@ -3,14 +3,18 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/netns"
@@ -105,5 +109,57 @@ func TestEmptyApplicationNameWarns(t *testing.T) {
 	a.warning(t, "v1", published+`=""`, "want an application name", "nothing was published")
 	if n, _ := countObjects(t, a.ns); n != 0 {
 		t.Errorf("%d TrafficRoutes in the namespace, want none", n)
+	}
+}
+
+// TestWeightFlipsUnderLoad: 100 changes of the canary percentage, one every
+// 50 ms, while 300 requests/s go through the gateway. No client sees an
+// error, both versions answer, and the gateways end at the last weight.
+func TestWeightFlipsUnderLoad(t *testing.T) {
+	ctx := t.Context()
+	a := canaryAt10(t, "flips")
+	a.unpublishAtEnd(t)
+	load := sb.StartLoad(ctx, 300, a.name, "/api/error_page")
+	defer load.Stop()
+	weight := 10
+	for i := range 100 {
+		switch i % 10 {
+		case 0:
+			weight = 0 // back to the stable alone
+		case 5:
+			weight = 100 // the canary alone
+		default:
+			weight = i * 41 % 101
+		}
+		svc := &corev1.Service{}
+		if err := sb.Client.Get(ctx, client.ObjectKey{Namespace: a.ns, Name: "v2"}, svc); err != nil {
+			t.Fatal(err)
+		}
+		patch := client.MergeFrom(svc.DeepCopy())
+		svc.Annotations[percentage] = strconv.Itoa(weight)
+		if err := sb.Client.Patch(ctx, svc, patch); err != nil {
+			t.Fatalf("flip %d to %d: %v", i+1, weight, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.served(t, "v1", "v2", int32(weight))
+	load.Stop()
+	c := load.Counts()
+	failed, total := 0, 0
+	for code, n := range c.Status {
+		total += n
+		if code != http.StatusOK {
+			failed += n
+		}
+	}
+	t.Logf("100 flips, last to %d%%: %d requests, %v by status, %v by version", weight, total, c.Status, c.ByVersion)
+	if failed != 0 {
+		t.Errorf("%d of %d client requests failed while the weight flipped (statuses %v), want 0", failed, total, c.Status)
+	}
+	if c.ByVersion["v1"] == 0 || c.ByVersion["v2"] == 0 {
+		t.Errorf("answers by version %v, want both", c.ByVersion)
+	}
+	if total < 300*5 {
+		t.Errorf("only %d requests in the run, want the load to have kept its rate (≥ %d)", total, 300*5)
 	}
 }

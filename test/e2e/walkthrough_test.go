@@ -117,6 +117,19 @@ func (a *app) warning(t *testing.T, svc string, parts ...string) {
 // every part.
 func (a *app) waitWarning(t *testing.T, kind, name, reason string, parts ...string) {
 	t.Helper()
+	a.waitWarningFor(t, fmt.Sprintf("%s event on %s %s containing %q", reason, kind, name, parts), func(e eventsv1.Event) (bool, bool) {
+		if e.Regarding.Kind != kind || e.Regarding.Name != name {
+			return false, false
+		}
+		return true, (reason == "" || e.Reason == reason) && containsAll(e.Note, parts)
+	})
+}
+
+// waitWarningFor waits up to 15 s for a Warning event in the app's namespace
+// that match says is the one (about says whether it is about the object, to
+// list its other warnings if none is).
+func (a *app) waitWarningFor(t *testing.T, what string, match func(eventsv1.Event) (about, is bool)) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var notes []string
 	for time.Now().Before(deadline) {
@@ -126,17 +139,20 @@ func (a *app) waitWarning(t *testing.T, kind, name, reason string, parts ...stri
 		}
 		notes = notes[:0]
 		for _, e := range list.Items {
-			if e.Type != corev1.EventTypeWarning || e.Regarding.Kind != kind || e.Regarding.Name != name {
+			if e.Type != corev1.EventTypeWarning {
 				continue
 			}
-			notes = append(notes, e.Reason+": "+e.Note)
-			if (reason == "" || e.Reason == reason) && containsAll(e.Note, parts) {
+			about, is := match(e)
+			if is {
 				return
+			}
+			if about {
+				notes = append(notes, e.Reason+": "+e.Note)
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no Warning %s event on %s %s containing %q; warnings: %q", reason, kind, name, parts, notes)
+	t.Fatalf("no Warning %s; warnings: %q", what, notes)
 }
 
 func containsAll(s string, parts []string) bool {

@@ -25,6 +25,7 @@ func init() {
 		{"rollout restart of the gateway under load", restartGateway},
 		{"delete the leader controller pod", killLeader},
 		{"SIGKILL the leader controller", sigkillLeader},
+		{"SIGKILL the leader controller mid-release", sigkillLeaderMidRelease},
 		{"a StatefulSet canary", statefulSetCanary},
 		{"automated rollback of a bad v2", autoRollback},
 	}
@@ -368,7 +369,12 @@ func leaseHolderIdentity(ctx context.Context) (string, error) {
 	return kubectl(ctx, "get", "lease", "-n", systemNS, "fledge-controller", "-o", "jsonpath={.spec.holderIdentity}")
 }
 
-func sigkillLeader(t *testing.T) {
+// sigkillLeaderProcess SIGKILLs the leader controller's process from the
+// node (it cannot release its Lease, which must expire before another
+// controller takes it) and returns its identity, the Lease's duration and
+// when it was killed.
+func sigkillLeaderProcess(t *testing.T) (identity string, lease time.Duration, killed time.Time) {
+	t.Helper()
 	identity, err := leaseHolderIdentity(t.Context())
 	if err != nil || identity == "" {
 		t.Fatalf("lease holder %q: %v", identity, err)
@@ -381,16 +387,18 @@ func sigkillLeader(t *testing.T) {
 		t.Fatalf("container of %s: %q", leader, id)
 	}
 	leaseSeconds := mustKubectl(t, "get", "lease", "-n", systemNS, "fledge-controller", "-o", "jsonpath={.spec.leaseDurationSeconds}")
-	lease, err := time.ParseDuration(leaseSeconds + "s")
-	if err != nil || lease <= 0 {
+	if lease, err = time.ParseDuration(leaseSeconds + "s"); err != nil || lease <= 0 {
 		t.Fatalf("lease duration %q: %v", leaseSeconds, err)
 	}
-	start := time.Now()
-	// SIGKILL from the node: the process cannot release its Lease, which must
-	// expire before another controller takes it.
+	killed = time.Now()
 	if out, err := command(t.Context(), "bash", "hack/cluster.sh", "ctr", "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	return identity, lease, killed
+}
+
+func sigkillLeader(t *testing.T) {
+	identity, lease, start := sigkillLeaderProcess(t)
 	canaryAt(t, "error-page-v2", 30)
 	holder := newLeaseHolder(t, "another controller process taking the Lease", identity, leaseHolderIdentity)
 	took := time.Since(start)
@@ -409,6 +417,77 @@ func sigkillLeader(t *testing.T) {
 		t.Errorf("after the takeover: got %v, want v1 70, v2 30", got)
 	}
 	// The kubelet restarts the killed container in its Pod.
+	waitReady(t, systemNS, "app.kubernetes.io/name=fledge-controller", 2, 2*time.Minute)
+}
+
+// waitAutoResult waits up to 3 minutes for the automated release of app to
+// conclude: want is "<result> <effective weight>", e.g. "Promoted 100".
+func waitAutoResult(t *testing.T, app, want string) {
+	t.Helper()
+	eventually(t, 3*time.Minute, app+" concluded "+want, func() error {
+		out, err := kubectl(t.Context(), "get", "release", "-n", demoNS, app, "-o", "jsonpath={.status.auto.result} {.status.effectiveWeight}")
+		if err != nil {
+			return err
+		}
+		if out != want {
+			return fmt.Errorf("result and effective weight %q", out)
+		}
+		return nil
+	})
+}
+
+// autoStep reads the automated release's step, weight and step start.
+func autoStep(t *testing.T, app string) (step, weight string, stepStarted string) {
+	t.Helper()
+	out := mustKubectl(t, "get", "release", "-n", demoNS, app, "-o", "jsonpath={.status.auto.step} {.status.auto.weight} {.status.auto.stepStartedAt}")
+	f := strings.Fields(out)
+	if len(f) != 3 {
+		return "", "", ""
+	}
+	return f[0], f[1], f[2]
+}
+
+// sigkillLeaderMidRelease: the leader is SIGKILLed while an automated
+// release of a healthy v2 is in its second step. The controller that takes
+// over resumes that step where it was (same step, same weight, same start:
+// the state is in the Release's status, not in the process), no request
+// fails meanwhile, and the release then goes on to promote.
+func sigkillLeaderMidRelease(t *testing.T) {
+	apply(t, autoManifest("mid-v1", "v1")+"---\n"+autoManifest("mid-v2", "v2"))
+	mustKubectl(t, "rollout", "status", "-n", demoNS, "deployment/mid-v1", "--timeout=120s")
+	mustKubectl(t, "rollout", "status", "-n", demoNS, "deployment/mid-v2", "--timeout=120s")
+	mustKubectl(t, annotate("mid-v1", "api7.cloud/published-service=mid")...)
+	waitServed(t, "mid", "mid-v1", "", 0, 1, 0)
+	l := startLoad(t, gatewayURL(t), "mid", 100)
+	mustKubectl(t, annotate("mid-v2", "api7.cloud/published-service=mid", "api7.cloud/published-canary-service=true",
+		"fledge.dev/auto-policy=steps=10,30,60; step-duration=15s; step-requests=100")...)
+	var step, weight, started string
+	eventually(t, 2*time.Minute, "the release in its second step", func() error {
+		if step, weight, started = autoStep(t, "mid"); step != "1" {
+			return fmt.Errorf("step %q weight %q", step, weight)
+		}
+		return nil
+	})
+	identity, _, killed := sigkillLeaderProcess(t)
+	holder := newLeaseHolder(t, "another controller process taking the Lease", identity, leaseHolderIdentity)
+	took := time.Since(killed)
+	// The new leader has judged at least once: its status is the one read now.
+	time.Sleep(3 * time.Second)
+	s2, w2, started2 := autoStep(t, "mid")
+	t.Logf("SIGKILLed the leader in step %s (weight %s, started %s); %s took over after %.1fs and reports step %s, weight %s, started %s",
+		step, weight, started, holder, took.Seconds(), s2, w2, started2)
+	if s2 == "0" || w2 == "10" {
+		t.Errorf("after the takeover the release is back at step %s weight %s: it restarted instead of resuming", s2, w2)
+	}
+	if s2 == step && started2 != started {
+		t.Errorf("step %s restarted at %s, was started at %s: the step's progress was lost", s2, started2, started)
+	}
+	waitAutoResult(t, "mid", "Promoted 100")
+	l.stop()
+	t.Logf("load: %d answered, %d failed; by version %v", l.ok.Load(), l.failed.Load(), l.byVersion)
+	if l.failed.Load() != 0 {
+		t.Errorf("%d requests failed while the leader was killed mid-release: %v", l.failed.Load(), l.errs)
+	}
 	waitReady(t, systemNS, "app.kubernetes.io/name=fledge-controller", 2, 2*time.Minute)
 }
 
@@ -523,16 +602,7 @@ func autoRollback(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	start := time.Now()
 	mustKubectl(t, annotate("auto-v2-bad", "api7.cloud/published-service=auto", "api7.cloud/published-canary-service=true", "fledge.dev/auto=true")...)
-	eventually(t, 3*time.Minute, "the bad v2 rolled back", func() error {
-		out, err := kubectl(t.Context(), "get", "release", "-n", demoNS, "auto", "-o", "jsonpath={.status.auto.result} {.status.effectiveWeight}")
-		if err != nil {
-			return err
-		}
-		if out != "RolledBack 0" {
-			return fmt.Errorf("result and effective weight %q", out)
-		}
-		return nil
-	})
+	waitAutoResult(t, "auto", "RolledBack 0")
 	took := time.Since(start)
 	l.stop()
 	events := mustKubectl(t, "get", "events", "-n", demoNS, "--field-selector", "reason=RolledBack,involvedObject.name=auto", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
