@@ -47,6 +47,7 @@ var badAnnotations = func() []struct{ svc, key, value string } {
 	add("v2", "fledge.dev/auto-restart", "garbage", "", "yes")
 	add("v1", "fledge.dev/provider", "nope", "APISIX", "", "embedded ", "gateway_api")
 	add("v1", "fledge.dev/gateway-api-parent", "a/b/c/d", "Bad_NS/gw", "/gw", "ns/", "ns/gw/Bad_Section", "ns gw")
+	add("v1", "fledge.dev/tls-secret", "", "Bad_Secret", "ns/name", "a b", strings.Repeat("x", 254))
 	add("v3", published, "Bad_App", "-web", "web.", "a b", "web-", "WEB", strings.Repeat("x", 254))
 	return cases
 }()
