@@ -2,7 +2,8 @@
 # Data-plane benchmark: fledge's embedded gateway vs HAProxy vs no proxy, with
 # two error-page backends in network namespaces, wrk as the load generator.
 # Prints a Markdown table of ratios (see hack/benchgateway and
-# docs/gateway-bench.md). Needs root. Installs wrk and haproxy when missing.
+# docs/gateway-bench.md). Needs root. Installs wrk, haproxy and h2load
+# (nghttp2-client) when missing.
 #
 #   bash hack/bench-gateway.sh                         # 5 rounds, all variants
 #   bash hack/bench-gateway.sh -rounds 3 -variants "haproxy,fledge GOGC=400"
@@ -21,6 +22,7 @@ fi
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
+command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v ip >/dev/null || need+=(iproute2)
 if ((${#need[@]})); then
   echo "bench-gateway: installing ${need[*]}" >&2

@@ -48,6 +48,12 @@ type ReleaseSpec struct {
 	// Match lists predicates; requests matching all of them always go to the canary.
 	// +optional
 	Match []Predicate `json:"match,omitempty"`
+	// TLS, when set, has the embedded gateway serve the host over HTTPS with
+	// the certificate of a kubernetes.io/tls Secret in the Release's namespace.
+	// The apisix and gatewayapi providers ignore it: those gateways terminate
+	// TLS by their own configuration.
+	// +optional
+	TLS *RouteTLS `json:"tls,omitempty"`
 	// Provider overrides the controller's default traffic provider for this Release.
 	// +optional
 	Provider Provider `json:"provider,omitempty"`

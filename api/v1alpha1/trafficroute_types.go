@@ -13,6 +13,17 @@ type BackendRef struct {
 	Port int32 `json:"port"`
 }
 
+// RouteTLS names the certificate a host is served with over HTTPS.
+type RouteTLS struct {
+	// SecretName is a Secret of type kubernetes.io/tls, in the route's
+	// namespace, holding the certificate chain (tls.crt) and private key
+	// (tls.key) for the host. The gateway reads exactly this Secret; see
+	// docs/security.md for the RBAC that grants it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+}
+
 // TrafficRouteSpec is what the embedded gateway serves for one host.
 type TrafficRouteSpec struct {
 	// Host is the request Host (without port) this route serves.
@@ -34,6 +45,11 @@ type TrafficRouteSpec struct {
 	// Match lists predicates; a request matching all of them goes to the canary.
 	// +optional
 	Match []Predicate `json:"match,omitempty"`
+	// TLS, when set, serves the host on the gateway's HTTPS listener with the
+	// certificate of this Secret (chosen by SNI). Without it the host is
+	// served over plain HTTP only.
+	// +optional
+	TLS *RouteTLS `json:"tls,omitempty"`
 }
 
 // TrafficRoute is the routing of one host as served by fledge's embedded gateway.

@@ -22,6 +22,7 @@ func newErrorPageCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Addr, "addr", errorpage.DefaultAddr, "listen address")
+	f.StringVar(&opts.GRPCAddr, "grpc-addr", "", "also serve the gRPC health service (grpc.health.v1) here, failing --error-ratio of Check calls with UNAVAILABLE")
 	f.Float64Var(&opts.ErrorRatio, "error-ratio", 0, "fraction of requests answered with HTTP 500, 0..1")
 	f.DurationVar(&opts.Latency, "latency", 0, "latency added to every answer")
 	f.DurationVar(&opts.LatencyJitter, "latency-jitter", 0, "random extra latency, uniform in [0, jitter)")

@@ -28,7 +28,16 @@ func newGatewayCommand() *cobra.Command {
 			if err := positiveFlags(cmd.Flags(), "shutdown-delay"); err != nil {
 				return err
 			}
-			if err := errors.Join(listenAddr("http-addr", opts.HTTPAddr, false), listenAddr("metrics-addr", opts.MetricsAddr, false)); err != nil {
+			if err := errors.Join(listenAddr("http-addr", opts.HTTPAddr, false), listenAddr("metrics-addr", opts.MetricsAddr, false),
+				httpsAddr(opts.HTTPSAddr)); err != nil {
+				return err
+			}
+			if s := opts.DefaultTLSSecret; s != "" {
+				if ns, name, ok := strings.Cut(s, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+					return fmt.Errorf("--default-tls-secret %q: want namespace/name of a kubernetes.io/tls Secret", s)
+				}
+			}
+			if err := opts.Validate(); err != nil {
 				return err
 			}
 			cfg, err := restConfig(kubeconfig)
@@ -43,6 +52,9 @@ func newGatewayCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then in-cluster)")
 	f.StringVar(&opts.HTTPAddr, "http-addr", ":8080", "address of the proxy (traffic)")
+	f.StringVar(&opts.HTTPSAddr, "https-addr", "", "address of the HTTPS proxy: TLS 1.2+, h2 and http/1.1 by ALPN, certificates by SNI from the TrafficRoutes' TLS Secrets (default: no HTTPS)")
+	f.StringVar(&opts.DefaultTLSSecret, "default-tls-secret", "", "namespace/name of a kubernetes.io/tls Secret served to HTTPS clients whose server name no route serves (default: their handshake fails)")
+	f.BoolVar(&opts.H2C, "h2c", false, "also serve HTTP/2 with prior knowledge (h2c) on --http-addr")
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", ":9090", "address of /metrics, /healthz, /readyz and /routes; keep it off the public Service")
 	f.StringVar(&opts.Namespace, "namespace", "", "serve only TrafficRoutes of this namespace (default: all)")
 	f.DurationVar(&opts.DrainTimeout, "drain-timeout", 30*time.Second, "how long requests in flight may finish on shutdown")
@@ -56,6 +68,7 @@ func newGatewayCommand() *cobra.Command {
 	f.Int64Var(&opts.MaxResponseHeaderBytes, "max-response-header-bytes", 1<<20, "largest response head a backend may send, 1xx heads included (then 502)")
 	f.IntVar(&opts.MaxIdleConnsPerHost, "max-idle-conns-per-host", 512, "idle connections kept per backend endpoint")
 	f.IntVar(&opts.MaxIdleConns, "max-idle-conns", 8192, "idle backend connections kept in all")
+	f.IntVar(&opts.MaxEndpointRequests, "max-endpoint-requests", 4096, "requests in flight to one backend endpoint; more get 503 at once (as HAProxy's per-server maxconn, without a queue)")
 	f.DurationVar(&opts.IdleConnTimeout, "idle-conn-timeout", 90*time.Second, "idle backend connections are closed after this")
 	// Clients.
 	f.IntVar(&opts.MaxClientConns, "max-client-conns", 10000, "client connections open at once; more wait in the listen backlog (as HAProxy's maxconn)")
@@ -65,6 +78,15 @@ func newGatewayCommand() *cobra.Command {
 	f.DurationVar(&opts.ClientSendTimeout, "client-send-timeout", 60*time.Second, "longest a write to a client may block (then the connection is cut, as nginx's send_timeout); idle streams are not cut")
 	f.DurationVar(&opts.IdleTimeout, "client-idle-timeout", 120*time.Second, "idle client keep-alive connections are closed after this")
 	return cmd
+}
+
+// httpsAddr checks --https-addr as listenAddr does, when it is set (empty
+// serves no HTTPS).
+func httpsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	return listenAddr("https-addr", addr, false)
 }
 
 // positiveFlags refuses a duration or count flag that is zero or negative

@@ -73,7 +73,7 @@ func TestDeployGatewayArgs(t *testing.T) {
 		t.Fatalf("deploy/gateway.yaml: %v", err)
 	}
 	for _, name := range []string{"max-client-conns", "max-request-header-bytes", "client-header-timeout",
-		"client-body-timeout", "client-send-timeout", "client-idle-timeout", "response-header-timeout", "max-response-header-bytes"} {
+		"client-body-timeout", "client-send-timeout", "client-idle-timeout", "response-header-timeout", "max-response-header-bytes", "max-endpoint-requests"} {
 		f := fs.Lookup(name)
 		if !f.Changed {
 			t.Errorf("deploy/gateway.yaml does not set --%s", name)

@@ -384,10 +384,11 @@ func TestOtherNamespace(t *testing.T) {
 
 func TestBadValues(t *testing.T) {
 	for name, tc := range map[string]struct{ set, want string }{
-		"key and existing secret":   {"controller.apisix.key=a,controller.apisix.existingSecret=b", "set key or existingSecret, not both"},
-		"apisix without admin url":  {"controller.defaultProvider=apisix", "needs controller.apisix.adminURL"},
-		"gatewayapi without parent": {"controller.defaultProvider=gatewayapi", "needs controller.gatewayAPIParents"},
-		"prometheus without url":    {"controller.metricSource=prometheus", "needs controller.prometheus.url"},
+		"key and existing secret":      {"controller.apisix.key=a,controller.apisix.existingSecret=b", "set key or existingSecret, not both"},
+		"apisix without admin url":     {"controller.defaultProvider=apisix", "needs controller.apisix.adminURL"},
+		"gatewayapi without parent":    {"controller.defaultProvider=gatewayapi", "needs controller.gatewayAPIParents"},
+		"prometheus without url":       {"controller.metricSource=prometheus", "needs controller.prometheus.url"},
+		"TLS Secret without namespace": {"gateway.tlsSecrets={shop-tls}", `gateway.tlsSecrets: "shop-tls" is not namespace/name`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := template(t, "--set", tc.set)
@@ -395,5 +396,40 @@ func TestBadValues(t *testing.T) {
 				t.Fatalf("helm template --set %s: %v, want an error saying %q", tc.set, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTLSSecretRoles: each of gateway.tlsSecrets gets a Role granting the
+// gateway get, list and watch on that one Secret (resourceNames), bound to
+// its ServiceAccount; the HTTPS and h2c flags follow the values.
+func TestTLSSecretRoles(t *testing.T) {
+	rendered, err := template(t, "--set", "gateway.tlsSecrets={shop/shop-tls,pay/pay-tls},gateway.h2c=true,gateway.defaultTLSSecret=shop/shop-tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decode(t, rendered)
+	for _, ref := range []struct{ ns, name string }{{"shop", "shop-tls"}, {"pay", "pay-tls"}} {
+		role := objs["Role/"+ref.ns+"/fledge-gateway-tls-"+ref.name]
+		var rules []map[string]any
+		if err := dig(role, &rules, "rules"); err != nil || len(rules) != 1 {
+			t.Fatalf("Role for %s/%s: rules %v (%v)", ref.ns, ref.name, rules, err)
+		}
+		if got := fmt.Sprint(rules[0]["resources"], rules[0]["resourceNames"], rules[0]["verbs"]); got != "[secrets] ["+ref.name+"] [get list watch]" {
+			t.Errorf("Role for %s/%s grants %s, want [secrets] [%s] [get list watch]", ref.ns, ref.name, got, ref.name)
+		}
+		var subjects []map[string]any
+		if err := dig(objs["RoleBinding/"+ref.ns+"/fledge-gateway-tls-"+ref.name], &subjects, "subjects"); err != nil ||
+			len(subjects) != 1 || subjects[0]["name"] != "fledge-gateway" || subjects[0]["namespace"] != "fledge-system" {
+			t.Errorf("RoleBinding for %s/%s: subjects %v (%v), want the gateway's ServiceAccount", ref.ns, ref.name, subjects, err)
+		}
+	}
+	var args []string
+	if err := dig(container(t, objs, "fledge-gateway"), &args, "args"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--https-addr=:8443", "--h2c", "--default-tls-secret=shop/shop-tls"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("gateway args %v lack %s", args, want)
+		}
 	}
 }

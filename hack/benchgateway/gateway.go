@@ -39,6 +39,8 @@ func runGateway(args []string) error {
 	weight := fs.Int("weight", 10, "canary weight, percent")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	disableFastPath := fs.Bool("disable-fast-path", false, "gateway.Options.DisableFastPath: proxy every request with httputil.ReverseProxy")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve the proxy listener as HTTPS with it (and -tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,12 +78,39 @@ func runGateway(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx = logr.NewContext(ctx, logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, nil)))
-	g := gateway.New(gateway.Options{DisableFastPath: *disableFastPath})
-	t := g.Update(ctx, routeObjects(stableAddr, canaryAddr, int32(*weight)))
+	opts := gateway.Options{DisableFastPath: *disableFastPath}
+	objs := routeObjects(stableAddr, canaryAddr, int32(*weight))
+	ls := gateway.Listeners{HTTP: lns[0], Admin: lns[1]}
+	if *tlsCert != "" {
+		crt, err := os.ReadFile(*tlsCert)
+		if err != nil {
+			return err
+		}
+		key, err := os.ReadFile(*tlsKey)
+		if err != nil {
+			return err
+		}
+		// wrk sends the IP address as server name: the route's certificate
+		// is also the default one.
+		opts.DefaultTLSSecret = benchNamespace + "/error-page-tls"
+		objs.TrafficRoutes[0].Spec.TLS = &fledgev1.RouteTLS{SecretName: "error-page-tls"}
+		objs.Secrets = []*corev1.Secret{{
+			ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "error-page-tls", ResourceVersion: "1"},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
+		}}
+		plain, err := net.Listen("tcp", "127.0.0.1:0") // unused
+		if err != nil {
+			return err
+		}
+		ls.HTTP, ls.HTTPS = plain, lns[0]
+	}
+	g := gateway.New(opts)
+	t := g.Update(ctx, objs)
 	if p := t.Problems(); len(p) > 0 {
 		return fmt.Errorf("routing table has problems: %v", p)
 	}
-	return g.Serve(ctx, lns[0], lns[1])
+	return g.ServeListeners(ctx, ls)
 }
 
 // routeObjects are what the controller and Kubernetes would hold for the

@@ -12,7 +12,17 @@
 //     run as a child process: this binary re-executed as "benchgateway
 //     gateway", so that its CPU time is its own, like HAProxy's;
 //   - "fledge GOGC=400": the same with GOGC=400 in its environment;
-//   - direct: wrk straight to the v1 pod, the ceiling.
+//   - direct: wrk straight to the v1 pod, the ceiling;
+//   - "haproxy TLS" and "fledge TLS GOGC=400": the same proxies terminating
+//     TLS (a self-signed ECDSA P-256 certificate made for the run; HAProxy
+//     "bind ... ssl crt", the gateway's HTTPS listener with the certificate
+//     as a kubernetes.io/tls Secret), wrk over https (TLS 1.3, HTTP/1.1);
+//     their "× HAProxy" is against "haproxy TLS";
+//   - "haproxy h2" and "fledge h2 GOGC=400": the same over h2 (ALPN h2; HTTP/1.1
+//     to the backends), h2load instead of wrk (-m1: one stream in flight per
+//     connection, as wrk's one request), against "haproxy h2";
+//   - "fledge GOGC=400 GOMAXPROCS=1": the gateway on one P (the others
+//     inherit GOMAXPROCS from the environment).
 //
 // Before measuring, 100 sequential requests through each proxy must carry
 // exactly w canary (v2) answers. Then every round runs every variant once
@@ -83,7 +93,8 @@ type config struct {
 }
 
 // allVariants are the variants known, in report order.
-var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct"}
+var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct",
+	"haproxy TLS", "fledge TLS GOGC=400", "haproxy h2", "fledge h2 GOGC=400", "fledge GOGC=400 GOMAXPROCS=1"}
 
 // defaultVariants are run without -variants.
 var defaultVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
@@ -212,7 +223,14 @@ type target struct {
 }
 
 func run(ctx context.Context, cfg config, out io.Writer) error {
-	for _, tool := range []string{"wrk", "ip"} {
+	tools := []string{"wrk", "ip"}
+	for _, v := range cfg.variants {
+		if strings.Contains(v, "h2") {
+			tools = append(tools, "h2load")
+			break
+		}
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is not installed (hack/bench-gateway.sh installs it)", tool)
 		}
@@ -260,19 +278,29 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	stable, canary := backends[0], backends[1]
 	fmt.Fprintf(os.Stderr, "backends: v1 at %s, v2 at %s\n", stable, canary)
 
+	certs, err := writeBenchCerts(tmp)
+	if err != nil {
+		return err
+	}
+
 	// The proxies, each checked for an exact split before any load.
 	var targets []target
 	for _, name := range cfg.variants {
 		var t target
 		switch name {
-		case "haproxy":
-			p, err := startHAProxy(ctx, tmp, stable, canary, cfg.weight)
+		case "haproxy", "haproxy TLS", "haproxy h2":
+			pem := ""
+			if strings.Contains(name, "TLS") || strings.Contains(name, "h2") {
+				pem = certs.pem
+			}
+			p, err := startHAProxy(ctx, tmp, name, stable, canary, cfg.weight, pem)
 			if err != nil {
 				return err
 			}
 			defer p.stop()
 			t = target{name: name, url: p.url + requestPath, pid: p.pid()}
-		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400":
+		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "fledge TLS GOGC=400", "fledge h2 GOGC=400",
+			"fledge GOGC=400 GOMAXPROCS=1":
 			gogc := ""
 			if strings.Contains(name, "GOGC=400") {
 				gogc = "400"
@@ -281,7 +309,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			if strings.HasPrefix(name, "baseline") {
 				bin = cfg.baseline
 			}
-			p, err := startGateway(ctx, tmp, name, bin, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir)
+			var tc *benchCerts
+			if strings.Contains(name, "TLS") || strings.Contains(name, "h2") {
+				tc = &certs
+			}
+			p, err := startGateway(ctx, tmp, name, bin, stable, canary, cfg.weight, gogc, strings.HasSuffix(name, "DisableFastPath"), cfg.profileDir, tc)
 			if err != nil {
 				return err
 			}
@@ -312,8 +344,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d/%d %-16s %9.0f req/s  p99 %6.2f ms  proxy CPU %6.1f µs/req  errors %d\n",
-				r+1, cfg.rounds, t.name, s.rps, ms(s.p99), s.cpuPerRequest(), s.errors)
+			p99 := "     —"
+			if s.p99 >= 0 {
+				p99 = fmt.Sprintf("%6.2f", ms(s.p99))
+			}
+			fmt.Fprintf(os.Stderr, "round %d/%d %-16s %9.0f req/s  p99 %s ms  proxy CPU %6.1f µs/req  errors %d\n",
+				r+1, cfg.rounds, t.name, s.rps, p99, s.cpuPerRequest(), s.errors)
 			results[t.name] = append(results[t.name], s)
 		}
 	}
@@ -322,8 +358,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	return nil
 }
 
-// measure runs the warm-up and the measured wrk run against t.
+// measure runs the warm-up and the measured wrk (h2load for h2) run against t.
 func measure(ctx context.Context, cfg config, t target) (sample, error) {
+	runWrk := runWrk
+	if strings.Contains(t.name, "h2") {
+		runWrk = runH2load
+	}
 	if cfg.warmup > 0 {
 		if _, err := runWrk(ctx, cfg.threads, cfg.connections, cfg.warmup, t.url); err != nil {
 			return sample{}, fmt.Errorf("warm-up: %w", err)
@@ -369,7 +409,7 @@ func measure(ctx context.Context, cfg config, t target) (sample, error) {
 // counts the answers of v1 and v2.
 func checkSplit(ctx context.Context, url string, n int) (v1, v2 int, err error) {
 	client := &http.Client{
-		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, DisableCompression: true},
+		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, DisableCompression: true, TLSClientConfig: benchTLSClient},
 		Timeout:   5 * time.Second,
 	}
 	defer client.CloseIdleConnections()

@@ -76,7 +76,7 @@ func (c *child) stop() {
 // waitOK asks GET url (with the route's Host) until it answers 200, for at most
 // 15s or until the child exits.
 func (c *child) waitOK(ctx context.Context, url string) error {
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 2 * time.Second}
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, TLSClientConfig: benchTLSClient}, Timeout: 2 * time.Second}
 	deadline := time.Now().Add(15 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
@@ -126,7 +126,13 @@ func freePort() (int, error) {
 
 // haproxyConfig splits (100-weight)/weight between stable and canary by
 // roundrobin, on 127.0.0.1:port.
-func haproxyConfig(port int, stable, canary netip.AddrPort, weight int) string {
+// With pem set (certificate and key), it terminates TLS, offering h2 and
+// http/1.1 by ALPN as the gateway does.
+func haproxyConfig(port int, stable, canary netip.AddrPort, weight int, pem string) string {
+	bind := fmt.Sprintf("127.0.0.1:%d", port)
+	if pem != "" {
+		bind += " ssl crt " + pem + " alpn h2,http/1.1"
+	}
 	return fmt.Sprintf(`global
     nbthread 2
     maxconn 4096
@@ -140,18 +146,18 @@ defaults
     option forwardfor
 
 frontend bench
-    bind 127.0.0.1:%d
+    bind %s
     default_backend error-page
 
 backend error-page
     balance roundrobin
     server v1 %s weight %d
     server v2 %s weight %d
-`, port, stable, 100-weight, canary, weight)
+`, bind, stable, 100-weight, canary, weight)
 }
 
 // startHAProxy runs HAProxy in the foreground (-db) and waits until it proxies.
-func startHAProxy(ctx context.Context, dir string, stable, canary netip.AddrPort, weight int) (*child, error) {
+func startHAProxy(ctx context.Context, dir, name string, stable, canary netip.AddrPort, weight int, pem string) (*child, error) {
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		return nil, fmt.Errorf("haproxy is not installed (hack/bench-gateway.sh installs it)")
 	}
@@ -159,15 +165,19 @@ func startHAProxy(ctx context.Context, dir string, stable, canary netip.AddrPort
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(port, stable, canary, weight)), 0o644); err != nil {
+	cfgPath := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".cfg")
+	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(port, stable, canary, weight, pem)), 0o644); err != nil {
 		return nil, err
 	}
-	c, err := startChild("haproxy", dir, exec.Command("haproxy", "-db", "-f", cfgPath))
+	c, err := startChild(name, dir, exec.Command("haproxy", "-db", "-f", cfgPath))
 	if err != nil {
 		return nil, err
 	}
-	c.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	scheme := "http"
+	if pem != "" {
+		scheme = "https"
+	}
+	c.url = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 	if err := c.waitOK(ctx, c.url+"/healthz"); err != nil {
 		c.stop()
 		return nil, err
@@ -181,7 +191,7 @@ func startHAProxy(ctx context.Context, dir string, stable, canary netip.AddrPort
 // gateway writes its CPU profile there. name is the variant's name;
 // disableFastPath sets gateway.Options.DisableFastPath. bin, when not empty,
 // is another benchgateway binary to run instead of this one.
-func startGateway(ctx context.Context, dir, name, bin string, stable, canary netip.AddrPort, weight int, gogc string, disableFastPath bool, profileDir string) (*child, error) {
+func startGateway(ctx context.Context, dir, name, bin string, stable, canary netip.AddrPort, weight int, gogc string, disableFastPath bool, profileDir string, tc *benchCerts) (*child, error) {
 	self := bin
 	if self == "" {
 		var err error
@@ -212,11 +222,18 @@ func startGateway(ctx context.Context, dir, name, bin string, stable, canary net
 	cmd := exec.Command(self, "gateway",
 		"-stable", stable.String(), "-canary", canary.String(), "-weight", strconv.Itoa(weight),
 		"-disable-fast-path="+strconv.FormatBool(disableFastPath))
+	if tc != nil {
+		cmd.Args = append(cmd.Args, "-tls-cert", tc.cert, "-tls-key", tc.key)
+	}
 	cmd.ExtraFiles = files
+	oneP := strings.Contains(name, "GOMAXPROCS=1")
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GOGC=") {
+		if !strings.HasPrefix(kv, "GOGC=") && !(oneP && strings.HasPrefix(kv, "GOMAXPROCS=")) {
 			cmd.Env = append(cmd.Env, kv)
 		}
+	}
+	if oneP {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
 	}
 	if gogc != "" {
 		cmd.Env = append(cmd.Env, "GOGC="+gogc)
@@ -232,6 +249,9 @@ func startGateway(ctx context.Context, dir, name, bin string, stable, canary net
 		return nil, err
 	}
 	c.url = "http://" + addrs[0]
+	if tc != nil {
+		c.url = "https://" + addrs[0]
+	}
 	c.metricsURL = "http://" + addrs[1] + "/metrics"
 	if err := c.waitOK(ctx, c.url+"/healthz"); err != nil {
 		c.stop()

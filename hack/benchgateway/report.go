@@ -79,6 +79,12 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 	fmt.Fprintf(w, "Load average before: %s, after: %s.\n", m.loadBefore, m.loadAfter)
 	fmt.Fprintf(w, "wrk -t%d -c%d -d%s --latency after a %s warm-up, %d rounds, variants alternated (order rotated each round), canary weight %d%%.\n\n",
 		cfg.threads, cfg.connections, cfg.duration, cfg.warmup, cfg.rounds, cfg.weight)
+	for _, v := range cfg.variants {
+		if strings.Contains(v, "h2") {
+			fmt.Fprintf(w, "The h2 variants ran h2load -t%d -c%d -m1 instead of wrk (no percentiles: p99 —).\n\n", cfg.threads, cfg.connections)
+			break
+		}
+	}
 
 	fmt.Fprintln(w, "| variant | req/s | × HAProxy | × direct | p99 ms | proxy CPU µs/req | allocs/req | errors |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -106,7 +112,7 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d |\n", name,
 			num(median(perRound(ss, func(s sample) float64 { return s.rps })), "%.0f"),
-			ratio("haproxy"), ratio("direct"),
+			ratio(haproxyOf(name)), ratio("direct"),
 			num(median(perRound(ss, func(s sample) float64 { return ms(s.p99) })), "%.2f"),
 			num(median(perRound(ss, sample.cpuPerRequest)), "%.1f"),
 			num(median(perRound(ss, sample.allocsPerRequest)), "%.1f"),
@@ -131,4 +137,16 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 		}
 		fmt.Fprintf(w, "| %d | %s |\n", r+1, strings.Join(cells, " | "))
 	}
+}
+
+// haproxyOf is the HAProxy variant a variant is compared with: "haproxy TLS"
+// for the TLS ones, "haproxy h2" for the h2 ones.
+func haproxyOf(name string) string {
+	if strings.Contains(name, "h2") {
+		return "haproxy h2"
+	}
+	if strings.Contains(name, "TLS") {
+		return "haproxy TLS"
+	}
+	return "haproxy"
 }

@@ -158,6 +158,14 @@ func Translate(app string, services []corev1.Service) (fledgev1.ReleaseSpec, []P
 				}
 				spec.GatewayParents = parents
 			}
+			if v, ok := svc.Annotations[TLSSecret]; ok {
+				if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
+					problems = append(problems, Problem{Service: svc.Name, Annotation: TLSSecret, Value: v,
+						Err: fmt.Errorf("%w: not a Secret name: %s", ErrInvalidValue, errs[0])})
+				} else {
+					spec.TLS = &fledgev1.RouteTLS{SecretName: v}
+				}
+			}
 			if v, ok := svc.Annotations[Provider]; ok {
 				p, err := fledgev1.ParseProvider(v)
 				if err != nil {

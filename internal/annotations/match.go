@@ -23,6 +23,12 @@ const (
 	// --gateway-api-parent for the application: comma-separated
 	// namespace/name[/sectionName] Gateway references.
 	GatewayParents = "fledge.dev/gateway-api-parent"
+	// TLSSecret, on the stable Service, names a kubernetes.io/tls Secret of
+	// the Service's namespace: the embedded gateway serves the application's
+	// host over HTTPS with its certificate (Release spec.tls). Example:
+	//
+	//	fledge.dev/tls-secret: shop-tls
+	TLSSecret = "fledge.dev/tls-secret"
 )
 
 // ErrInvalidMatch is wrapped by every ParseMatch error.

@@ -69,6 +69,23 @@ func TestTranslateMatchAndProvider(t *testing.T) {
 	}
 }
 
+func TestTranslateTLSSecret(t *testing.T) {
+	spec, problems := Translate("app", []corev1.Service{svc("v1", map[string]string{PublishedService: "app", TLSSecret: "shop-tls"}, 80)})
+	if len(problems) > 0 || spec.TLS == nil || spec.TLS.SecretName != "shop-tls" {
+		t.Errorf("spec.tls %+v, problems %v; want secretName shop-tls", spec.TLS, problems)
+	}
+	spec, problems = Translate("app", []corev1.Service{svc("v1", map[string]string{PublishedService: "app"}, 80)})
+	if len(problems) > 0 || spec.TLS != nil {
+		t.Errorf("without the annotation: spec.tls %+v, problems %v; want none", spec.TLS, problems)
+	}
+	for _, bad := range []string{"", "Shop_TLS", "a/b"} {
+		_, problems := Translate("app", []corev1.Service{svc("v1", map[string]string{PublishedService: "app", TLSSecret: bad}, 80)})
+		if len(problems) != 1 || problems[0].Annotation != TLSSecret || !errors.Is(problems[0], ErrInvalidValue) {
+			t.Errorf("%s=%q: problems %v, want one ErrInvalidValue naming the annotation", TLSSecret, bad, problems)
+		}
+	}
+}
+
 func TestTranslateGatewayParents(t *testing.T) {
 	for in, want := range map[string][]string{
 		"infra/public":                {"infra/public"},

@@ -83,12 +83,12 @@ func plan(rel *fledgev1.Release, services map[string]*corev1.Service, m *measure
 	case stable == nil && canary == nil:
 		return routingPlan{problems: []string{"no stable Service: the application is not published"}}
 	case stable == nil && spec.CanaryWeight == 100 && len(spec.Match) == 0:
-		return routingPlan{route: &traffic.Route{Key: key, Host: host, Stable: *canary}, canaryOnly: true}
+		return routingPlan{route: &traffic.Route{Key: key, Host: host, Stable: *canary, TLSSecret: tlsSecret(spec)}, canaryOnly: true}
 	case stable == nil:
 		return routingPlan{problems: []string{fmt.Sprintf(
 			"canary Service %q has no stable Service and is at %d%% (not 100%%): the application is unpublished", canary.Service, spec.CanaryWeight)}}
 	}
-	route := &traffic.Route{Key: key, Host: host, Stable: *stable}
+	route := &traffic.Route{Key: key, Host: host, Stable: *stable, TLSSecret: tlsSecret(spec)}
 	if canary == nil {
 		return routingPlan{route: route}
 	}
@@ -135,4 +135,13 @@ func backend(field string, ref *fledgev1.ServiceRef, services map[string]*corev1
 		}
 	}
 	return nil, fmt.Errorf("%s: Service %q has no port %d", field, ref.Name, ref.Port)
+}
+
+// tlsSecret is the Secret the Release's host is served with over HTTPS, ""
+// for none.
+func tlsSecret(spec *fledgev1.ReleaseSpec) string {
+	if spec.TLS == nil {
+		return ""
+	}
+	return spec.TLS.SecretName
 }

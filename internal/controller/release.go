@@ -257,6 +257,13 @@ func (r *ReleaseReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if provider == "" {
 		provider = r.DefaultProvider
 	}
+	if want.route != nil && want.route.TLSSecret != "" && provider != fledgev1.ProviderEmbedded {
+		// spec.tls is the embedded gateway's: APISIX and Gateway API
+		// gateways terminate TLS by their own configuration.
+		rt := *want.route
+		rt.TLSSecret = ""
+		want.route = &rt
+	}
 	router, routerErr := r.routerFor(rel, provider)
 	var observed *traffic.Route
 	if routerErr == nil && !want.hold {

@@ -46,6 +46,7 @@ type servedRoute struct {
 	Canary       *servedBackend       `json:"canary,omitempty"`
 	CanaryWeight int32                `json:"canaryWeight"`
 	Match        []fledgev1.Predicate `json:"match,omitempty"`
+	TLSSecret    string               `json:"tlsSecret,omitempty"`
 }
 
 type servedBackend struct {

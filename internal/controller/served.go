@@ -132,6 +132,7 @@ func (s *servedRoute) route() traffic.Route {
 		Stable:       traffic.Backend{Service: s.Stable.Service, Port: s.Stable.Port},
 		CanaryWeight: s.CanaryWeight,
 		Match:        slices.Clone(s.Match),
+		TLSSecret:    s.TLSSecret,
 	}
 	if c := s.Canary; c != nil {
 		r.Canary = &traffic.Backend{Service: c.Service, Port: c.Port}

@@ -78,6 +78,9 @@ type Options struct {
 	// LatencyJitter, when positive, adds a uniformly random extra delay in
 	// [0, LatencyJitter) on top of Latency to every delayed response.
 	LatencyJitter time.Duration
+	// GRPCAddr, when set, also serves the gRPC health service there (see
+	// grpc.go), with the same ErrorRatio (as UNAVAILABLE) and latency.
+	GRPCAddr string
 }
 
 // Validate reports the first problem with o, naming the offending field.
@@ -112,7 +115,16 @@ func NewHandler(o Options) http.Handler {
 	if err := o.Validate(); err != nil {
 		panic("errorpage.NewHandler: invalid options: " + err.Error())
 	}
-	a := &app{
+	a := newApp(o)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+Path, a.serveErrorPage)
+	mux.HandleFunc("GET "+UnavailablePath, a.serveUnavailable)
+	mux.HandleFunc("GET /healthz", serveHealthz)
+	return mux
+}
+
+func newApp(o Options) *app {
+	return &app{
 		ok:       body("injected by error_page service", o.Version),
 		failed:   body("injected failure", o.Version),
 		down:     body("dependency unavailable", o.Version),
@@ -120,11 +132,6 @@ func NewHandler(o Options) http.Handler {
 		latency:  o.Latency,
 		jitter:   o.LatencyJitter,
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+Path, a.serveErrorPage)
-	mux.HandleFunc("GET "+UnavailablePath, a.serveUnavailable)
-	mux.HandleFunc("GET /healthz", serveHealthz)
-	return mux
 }
 
 // body renders an answer exactly as clients have always seen it, spaces after
@@ -220,7 +227,23 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("error-page %s: %w", o.Version, err)
 	}
-	return Serve(ctx, ln, o)
+	if o.GRPCAddr == "" {
+		return Serve(ctx, ln, o)
+	}
+	gln, err := net.Listen("tcp", o.GRPCAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("error-page %s: gRPC: %w", o.Version, err)
+	}
+	gs := newGRPCServer(o)
+	gerr := make(chan error, 1)
+	go serveGRPC(gs, gln, gerr)
+	err = Serve(ctx, ln, o)
+	gs.GracefulStop()
+	if e := <-gerr; e != nil && err == nil {
+		err = fmt.Errorf("error-page %s: gRPC on %s: %w", o.Version, gln.Addr(), e)
+	}
+	return err
 }
 
 // Serve is Run on a listener the caller opened (for instance on port 0 in a

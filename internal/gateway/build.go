@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log"
 	"net"
@@ -30,6 +31,8 @@ type Objects struct {
 	TrafficRoutes  []*fledgev1.TrafficRoute
 	Services       []*corev1.Service
 	EndpointSlices []*discoveryv1.EndpointSlice
+	// Secrets are the TLS Secrets the TrafficRoutes name.
+	Secrets []*corev1.Secret
 }
 
 // source is where a table build reads API objects: an informer cache or Objects.
@@ -41,6 +44,9 @@ type source interface {
 	service(ctx context.Context, namespace, name string) (*corev1.Service, error)
 	// endpointSlices lists the EndpointSlices of a Service.
 	endpointSlices(ctx context.Context, namespace, service string) ([]*discoveryv1.EndpointSlice, error)
+	// secret returns the Secret, or nil when there is none; an error says
+	// why it cannot be read ("cannot be read: …"), and skips what needs it.
+	secret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 }
 
 // buildState is what a table build carries over to the next one, so that an
@@ -54,6 +60,8 @@ type buildState struct {
 	observers map[observerKey]*backendMetrics
 	served    map[types.NamespacedName]struct{}
 	problems  map[string]struct{}
+	certs     map[types.NamespacedName]*parsedCert
+	inflight  map[string]*atomic.Int64
 }
 
 type backendKey struct {
@@ -70,6 +78,8 @@ func newBuildState() buildState {
 		observers: map[observerKey]*backendMetrics{},
 		served:    map[types.NamespacedName]struct{}{},
 		problems:  map[string]struct{}{},
+		certs:     map[types.NamespacedName]*parsedCert{},
+		inflight:  map[string]*atomic.Int64{},
 	}
 }
 
@@ -101,14 +111,27 @@ func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
 	t := &Table{
 		routes:   make(map[string]*route, len(trs)),
 		services: make(map[types.NamespacedName]struct{}, 2*len(trs)),
+		certs:    map[string]*tls.Certificate{},
 	}
 	next := newBuildState()
+	if g.defaultTLS.Name != "" {
+		cert, problem := g.loadCert(ctx, src, g.defaultTLS.Namespace, g.defaultTLS.Name, &next)
+		if problem != "" {
+			t.problems = append(t.problems, "default certificate: "+problem)
+		}
+		t.defaultCert = cert
+	}
 	for _, tr := range trs {
 		if err := g.addRoute(ctx, src, t, tr, &next); err != nil {
 			return nil, err
 		}
 	}
 	slices.Sort(t.problems)
+	for _, pc := range next.certs {
+		if pc.problem != "" {
+			t.rejectedSecrets++ // each Secret once, however many routes name it
+		}
+	}
 
 	// Everything below only publishes: the build cannot fail any more.
 	for k := range g.state.observers {
@@ -132,6 +155,8 @@ func (g *Gateway) update(ctx context.Context, src source) (*Table, error) {
 	}
 	g.metrics.routes.Set(float64(len(t.routes)))
 	g.metrics.skipped.Set(float64(t.skipped))
+	g.metrics.tlsCertificates.Set(float64(len(t.certs)))
+	g.metrics.tlsRejected.Set(float64(t.rejectedSecrets))
 	for _, p := range t.problems {
 		next.problems[p] = struct{}{}
 		if _, seen := g.state.problems[p]; !seen {
@@ -172,9 +197,21 @@ func (g *Gateway) addRoute(ctx context.Context, src source, t *Table, tr *fledge
 		skip("host %q is served by the older TrafficRoute %s/%s", host, other.namespace, other.name)
 		return nil
 	}
+	var cert *tls.Certificate
+	if spec.TLS != nil {
+		var problem string
+		if cert, problem = g.loadCert(ctx, src, tr.Namespace, spec.TLS.SecretName, next); problem != "" {
+			skip("%s", problem)
+			return nil
+		}
+	}
 	rt := &route{
 		namespace: tr.Namespace, name: tr.Name, host: host,
 		match: ms, predicates: slices.Clone(spec.Match),
+	}
+	if cert != nil {
+		rt.tlsSecret = spec.TLS.SecretName
+		t.certs[host] = cert
 	}
 	if rt.stable, err = g.addBackend(ctx, src, t, rt, spec.Stable, next); err != nil {
 		return err
@@ -200,7 +237,7 @@ func (g *Gateway) addRoute(ctx context.Context, src source, t *Table, tr *fledge
 // addBackend resolves one backend of rt, reusing what the previous build had.
 func (g *Gateway) addBackend(ctx context.Context, src source, t *Table, rt *route, ref fledgev1.BackendRef, next *buildState) (*backend, error) {
 	t.services[types.NamespacedName{Namespace: rt.namespace, Name: ref.Service}] = struct{}{}
-	addrs, problem, err := resolveAddrs(ctx, src, rt.namespace, ref)
+	addrs, h2c, problem, err := resolveAddrs(ctx, src, rt.namespace, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -212,12 +249,18 @@ func (g *Gateway) addBackend(ctx context.Context, src source, t *Table, rt *rout
 	b := &backend{
 		service: ref.Service,
 		port:    ref.Port,
+		h2c:     h2c,
 		rr:      carry(next.rr, g.state.rr, bk, func() *atomic.Uint64 { return new(atomic.Uint64) }),
 		obs:     carry(next.observers, g.state.observers, ok, func() *backendMetrics { return g.metrics.newBackendMetrics(ok) }),
 		targets: make([]*target, len(addrs)),
 	}
 	for i, a := range addrs {
-		b.targets[i] = &target{addr: a, proxy: carry(next.proxies, g.state.proxies, a, func() *httputil.ReverseProxy { return g.newProxy(a) })}
+		inflight := carry(next.inflight, g.state.inflight, a, func() *atomic.Int64 { return new(atomic.Int64) })
+		if h2c { // HTTP/2 cleartext: ReverseProxy over the h2c Transport only
+			b.targets[i] = &target{addr: a, inflight: inflight, proxy: carry(next.proxies, g.state.proxies, "h2c://"+a, func() *httputil.ReverseProxy { return g.newH2CProxy(a) })}
+			continue
+		}
+		b.targets[i] = &target{addr: a, inflight: inflight, proxy: carry(next.proxies, g.state.proxies, a, func() *httputil.ReverseProxy { return g.newProxy(a) })}
 		if !g.opts.DisableFastPath {
 			b.targets[i].pool = carry(next.pools, g.state.pools, a, func() *connPool { return g.newConnPool(a) })
 		}
@@ -259,21 +302,32 @@ func validateRoute(spec *fledgev1.TrafficRouteSpec) error {
 	return spec.Validate()
 }
 
-// resolveAddrs returns the sorted, distinct "host:port" targets of a backend, and
-// a problem when there are none.
-func resolveAddrs(ctx context.Context, src source, namespace string, ref fledgev1.BackendRef) ([]string, string, error) {
+// resolveAddrs returns the sorted, distinct "host:port" targets of a backend,
+// whether they speak HTTP/2 cleartext (the Service port's appProtocol is
+// kubernetes.io/h2c), and a problem when there are none.
+func resolveAddrs(ctx context.Context, src source, namespace string, ref fledgev1.BackendRef) ([]string, bool, string, error) {
+	addrs, appProtocol, problem, err := resolveService(ctx, src, namespace, ref)
+	return addrs, appProtocol == appProtocolH2C, problem, err
+}
+
+// appProtocolH2C is the Service port appProtocol of HTTP/2 over cleartext
+// (prior knowledge), as Kubernetes standardises it.
+const appProtocolH2C = "kubernetes.io/h2c"
+
+// resolveService is resolveAddrs, with the Service port's appProtocol.
+func resolveService(ctx context.Context, src source, namespace string, ref fledgev1.BackendRef) ([]string, string, string, error) {
 	svc, err := src.service(ctx, namespace, ref.Service)
 	if err != nil {
-		return nil, "", fmt.Errorf("get Service %s/%s: %w", namespace, ref.Service, err)
+		return nil, "", "", fmt.Errorf("get Service %s/%s: %w", namespace, ref.Service, err)
 	}
 	if svc == nil {
-		return nil, fmt.Sprintf("Service %s/%s not found", namespace, ref.Service), nil
+		return nil, "", fmt.Sprintf("Service %s/%s not found", namespace, ref.Service), nil
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		if svc.Spec.ExternalName == "" {
-			return nil, fmt.Sprintf("Service %s/%s: ExternalName without externalName", namespace, ref.Service), nil
+			return nil, "", fmt.Sprintf("Service %s/%s: ExternalName without externalName", namespace, ref.Service), nil
 		}
-		return []string{net.JoinHostPort(svc.Spec.ExternalName, strconv.Itoa(int(ref.Port)))}, "", nil
+		return []string{net.JoinHostPort(svc.Spec.ExternalName, strconv.Itoa(int(ref.Port)))}, externalAppProtocol(svc, ref.Port), "", nil
 	}
 	var sp *corev1.ServicePort
 	for i := range svc.Spec.Ports {
@@ -283,10 +337,10 @@ func resolveAddrs(ctx context.Context, src source, namespace string, ref fledgev
 		}
 	}
 	if sp == nil {
-		return nil, fmt.Sprintf("Service %s/%s has no port %d", namespace, ref.Service, ref.Port), nil
+		return nil, "", fmt.Sprintf("Service %s/%s has no port %d", namespace, ref.Service, ref.Port), nil
 	}
 	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
-		return nil, fmt.Sprintf("Service %s/%s port %d is %s, not TCP", namespace, ref.Service, ref.Port, sp.Protocol), nil
+		return nil, "", fmt.Sprintf("Service %s/%s port %d is %s, not TCP", namespace, ref.Service, ref.Port, sp.Protocol), nil
 	}
 	var family discoveryv1.AddressType
 	if len(svc.Spec.IPFamilies) > 0 {
@@ -294,7 +348,7 @@ func resolveAddrs(ctx context.Context, src source, namespace string, ref fledgev
 	}
 	eps, err := src.endpointSlices(ctx, namespace, ref.Service)
 	if err != nil {
-		return nil, "", fmt.Errorf("list EndpointSlices of Service %s/%s: %w", namespace, ref.Service, err)
+		return nil, "", "", fmt.Errorf("list EndpointSlices of Service %s/%s: %w", namespace, ref.Service, err)
 	}
 	var addrs []string
 	for _, es := range eps {
@@ -319,9 +373,24 @@ func resolveAddrs(ctx context.Context, src source, namespace string, ref fledgev
 	slices.Sort(addrs)
 	addrs = slices.Compact(addrs) // an endpoint may be in two slices for a moment
 	if len(addrs) == 0 {
-		return nil, fmt.Sprintf("Service %s/%s port %d has no ready endpoint", namespace, ref.Service, ref.Port), nil
+		return nil, "", fmt.Sprintf("Service %s/%s port %d has no ready endpoint", namespace, ref.Service, ref.Port), nil
 	}
-	return addrs, "", nil
+	appProtocol := ""
+	if sp.AppProtocol != nil {
+		appProtocol = *sp.AppProtocol
+	}
+	return addrs, appProtocol, "", nil
+}
+
+// externalAppProtocol is the appProtocol of an ExternalName Service's port,
+// when it lists it.
+func externalAppProtocol(svc *corev1.Service, port int32) string {
+	for _, p := range svc.Spec.Ports {
+		if p.Port == port && p.AppProtocol != nil {
+			return *p.AppProtocol
+		}
+	}
+	return ""
 }
 
 // slicePort returns the TCP port number of the slice's port called name, "" when
@@ -381,6 +450,15 @@ func (s *objectsSource) trafficRoutes(context.Context) ([]*fledgev1.TrafficRoute
 
 func (s *objectsSource) service(_ context.Context, namespace, name string) (*corev1.Service, error) {
 	return s.services[types.NamespacedName{Namespace: namespace, Name: name}], nil
+}
+
+func (s *objectsSource) secret(_ context.Context, namespace, name string) (*corev1.Secret, error) {
+	for _, sec := range s.objs.Secrets {
+		if sec.Namespace == namespace && sec.Name == name {
+			return sec, nil
+		}
+	}
+	return nil, nil
 }
 
 func (s *objectsSource) endpointSlices(_ context.Context, namespace, service string) ([]*discoveryv1.EndpointSlice, error) {

@@ -19,12 +19,64 @@
 //     kubernetes.io/service-name=<service>, with the port of the slice whose name is
 //     the Service port's name (the slice carries the target port number).
 //
-// Backends are plain HTTP/1.1. Within a backend, requests go round robin across its
-// endpoints.
+// Backends are HTTP/1.1, or HTTP/2 cleartext with prior knowledge (h2c) when the
+// Service port's appProtocol is kubernetes.io/h2c (the standard value; needed for
+// gRPC backends); h2c backends are reached through httputil.ReverseProxy and an
+// http.Transport of their own, one connection per endpoint carrying many streams.
+// Within a backend, requests go round robin across its endpoints.
+//
+// # TLS and HTTP/2 towards clients
+//
+// With Options.HTTPSAddr (--https-addr) the gateway terminates TLS: a TrafficRoute
+// with spec.tls.secretName is served there with the certificate of that
+// kubernetes.io/tls Secret (tls.crt, tls.key) of its namespace, chosen by the
+// client's server name (SNI, compared as Hosts are). TLS 1.2 or newer with Go's
+// default cipher suites and curves; ALPN offers h2 and http/1.1. A server name no
+// route serves (or none) gets the certificate of Options.DefaultTLSSecret
+// (--default-tls-secret namespace/name) or, without one, a failed handshake
+// (counted in fledge_gateway_tls_unknown_server_name_total). The request Host is
+// routed as on plain HTTP, so a client may send another served Host over a
+// connection (HTTP/2 connection coalescing does). Handshakes run concurrently, each
+// within ReadHeaderTimeout. The certificates are part of the routing table: a
+// changed Secret serves the next handshakes, connections already open keep theirs,
+// nothing is dropped. A Secret that is missing, unreadable, of another type,
+// without tls.crt or tls.key, not a certificate or with a key that does not match
+// skips its route (a problem naming the Secret, in fledge_gateway_routes_skipped
+// and fledge_gateway_tls_rejected_secrets); other hosts are unaffected. The Secrets
+// are read one by one (list and watch with fieldSelector metadata.name), so that
+// an RBAC grant on their names is enough (docs/security.md). The first build that
+// names a Secret waits up to 5 s for its first list; one not read by then (for
+// instance not granted) is a problem until it is, and its watch rebuilds the
+// table when it is read.
+//
+// HTTP/2 over TLS is served by net/http's server on the decrypted connection; the
+// plain listener also serves HTTP/2 with prior knowledge (h2c) with Options.H2C
+// (--h2c). HTTP/2 requests to HTTP/1.1 backends take the fast path when an HTTP/1.1
+// request would (see Forwarding), the others ReverseProxy; the HTTP/1.1 framing checks
+// (package framing) run on the plaintext of every HTTP/1.x connection, over TLS
+// too. HTTP/2 carries no HTTP/1.1 framing: a request with Transfer-Encoding or
+// Connection gets 400, an oversized header list 431, a body longer than its
+// Content-Length or a header value with CR or LF resets the stream.
+//
+// # gRPC
+//
+// gRPC is HTTP/2 with trailers: a client through h2 or h2c, a backend with an h2c
+// port. Calls are split like any request (unary and streaming alike, one call one
+// request). A call's outcome is its grpc-status (response headers for a
+// trailers-only answer, else trailers) while the HTTP status is 200: a response
+// with a non-zero grpc-status is counted in fledge_gateway_requests_total under
+// the HTTP code the status maps to (CANCELLED 499, UNKNOWN, INTERNAL and DATA_LOSS
+// 500, INVALID_ARGUMENT, FAILED_PRECONDITION and OUT_OF_RANGE 400,
+// DEADLINE_EXCEEDED 504, NOT_FOUND 404, ALREADY_EXISTS and ABORTED 409,
+// PERMISSION_DENIED 403, RESOURCE_EXHAUSTED 429, UNIMPLEMENTED 501, UNAVAILABLE
+// 503, UNAUTHENTICATED 401), so that the analysis, which counts 5xx, judges a
+// gRPC canary; fledge_gateway_grpc_responses_total counts every gRPC response by
+// grpc-status.
 //
 // # Forwarding
 //
-// Plain HTTP/1.x request/response exchanges take a fast path: the gateway's own
+// Plain request/response exchanges from HTTP/1.x and HTTP/2 clients to HTTP/1.1
+// backends take a fast path: the gateway's own
 // pool of HTTP/1.1 connections per endpoint address (a mutex per pool, no global
 // lock), the request head written by hand, the response read with
 // http.ReadResponse. Everything else goes through httputil.ReverseProxy and
@@ -132,6 +184,14 @@
 //	fledge_gateway_client_errors_total{namespace,app,service}  counter
 //	    Requests refused (400, 408) because the client broke them, by the
 //	    backend that had been chosen; not in fledge_gateway_requests_total.
+//	fledge_gateway_grpc_responses_total{namespace,app,service,grpc_status}  counter
+//	    gRPC responses by grpc-status (see gRPC above).
+//	fledge_gateway_tls_certificates  gauge
+//	    Hosts served over HTTPS with their own certificate.
+//	fledge_gateway_tls_rejected_secrets  gauge
+//	    TLS Secrets named (by routes, or as the default) that cannot be used.
+//	fledge_gateway_tls_unknown_server_name_total  counter
+//	    Handshakes failed: no route for the server name, no default certificate.
 //
 // Series of a route or backend that leaves the table are deleted.
 //
@@ -148,14 +208,21 @@
 // lists them with their defaults; zero or negative limits are refused) and
 // calls [Run]. It needs get, list and watch on trafficroutes.fledge.dev,
 // services and endpointslices.discovery.k8s.io (cluster-wide, or in
-// --namespace with a Role). deploy/gateway.yaml runs it with GOGC=400: the
+// --namespace with a Role), and on each TLS Secret the routes name (a Role
+// with resourceNames). deploy/gateway.yaml runs it with GOGC=400: the
 // proxy path allocates per request, and Go reverse proxies measured on this
 // project's 2-core benchmark machine served 13% (GOGC=200) and 19%
-// (GOGC=400) more requests per second than with the default of 100.
+// (GOGC=400) more requests per second than with the default of 100. It sets
+// GOMEMLIMIT from the container's memory limit (Downward API), so that the larger
+// heap GOGC=400 allows stays under the limit; GOMAXPROCS follows the CPU limit by
+// itself (Go 1.25+).
 //
 // # What it does not do
 //
-// Plain HTTP only, on both sides (no TLS, no h2c); HTTP/1.1 Upgrade (WebSocket)
-// is proxied, but upgraded connections are not waited for by the drain. Hosts
-// match exactly (no wildcards).
+// No TLS towards backends (HTTP/1.1 or h2c only); no HTTP/3. HTTP/1.1 Upgrade
+// (WebSocket) is proxied, also over TLS, but not over HTTP/2 (RFC 8441's extended
+// CONNECT): WebSocket clients use HTTP/1.1 (ALPN http/1.1). Upgraded connections
+// are not waited for by the drain. Hosts and server names match exactly (no
+// wildcards; a wildcard certificate serves the hosts whose routes name it). The
+// connection and in-flight limits apply per listener.
 package gateway

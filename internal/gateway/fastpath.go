@@ -43,11 +43,12 @@ const fastPathMaxBody = 64 << 10
 var queryReencoded = strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
 
 // fastPathOK reports whether the fast path forwards r exactly as ReverseProxy
-// would: HTTP/1.x, not CONNECT, no protocol upgrade, no Expect, no TE (which
+// would: HTTP/1.x or HTTP/2 from the client (to an HTTP/1.1 backend), not
+// CONNECT, no protocol upgrade, no Expect, no TE (which
 // may ask for trailers), no request trailers, a body of known length up to
 // fastPathMaxBody, an ASCII Host, and a query ReverseProxy sends unchanged.
 func fastPathOK(r *http.Request) bool {
-	if r.ProtoMajor != 1 || r.Method == http.MethodConnect || r.Trailer != nil ||
+	if (r.ProtoMajor != 1 && r.ProtoMajor != 2) || r.Method == http.MethodConnect || r.Trailer != nil ||
 		r.ContentLength < 0 || r.ContentLength > fastPathMaxBody || r.URL == nil {
 		return false
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fledge-dev/fledge/internal/gateway/framing"
 )
@@ -39,8 +40,12 @@ type Gateway struct {
 	accessN  atomic.Uint64
 	// transport, buffers and metrics are shared by every proxy.
 	transport *http.Transport
-	buffers   *bufferPool
-	metrics   *metrics
+	// h2cTransport sends to backends whose Service port is kubernetes.io/h2c.
+	h2cTransport *http.Transport
+	// defaultTLS is Options.DefaultTLSSecret parsed, zero without one.
+	defaultTLS types.NamespacedName
+	buffers    *bufferPool
+	metrics    *metrics
 	// dialer and idle are shared by the fast path's connection pools: idle
 	// counts their idle connections against MaxIdleConns (an atomic counter,
 	// not a lock).
@@ -60,12 +65,18 @@ type Gateway struct {
 // New returns a Gateway serving nothing (503) until its first Update.
 func New(opts Options) *Gateway {
 	opts = opts.withDefaults()
+	var defaultTLS types.NamespacedName
+	if opts.DefaultTLSSecret != "" {
+		defaultTLS, _ = parseSecretRef(opts.DefaultTLSSecret) // Validate refuses a bad one
+	}
 	// One dialer for both proxy paths' backend connections.
 	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
 	return &Gateway{
 		opts:         opts,
 		drainStarted: make(chan struct{}),
 		transport:    newTransport(opts, dialer),
+		h2cTransport: newH2CTransport(opts, dialer),
+		defaultTLS:   defaultTLS,
 		buffers:      newBufferPool(),
 		dialer:       dialer,
 		idle:         &idleBudget{max: int64(opts.MaxIdleConns)},
@@ -113,40 +124,82 @@ func (g *Gateway) AdminHandler() http.Handler {
 	return mux
 }
 
-// Serve serves the proxy on proxyLn and the admin handler on adminLn until ctx is
-// done (or a listener fails), then drains: /readyz turns 503, the proxy keeps
-// serving for ShutdownDelay, then stops accepting and waits up to DrainTimeout
-// for the requests in flight. It closes both listeners.
+// Serve serves the proxy on proxyLn and the admin handler on adminLn until
+// ctx is done; see ServeListeners.
+func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
+	return g.ServeListeners(ctx, Listeners{HTTP: proxyLn, Admin: adminLn})
+}
+
+// Listeners are where a Gateway serves. HTTPS may be nil.
+type Listeners struct {
+	HTTP, HTTPS, Admin net.Listener
+}
+
+// ServeListeners serves the proxy on ls.HTTP (and with TLS on ls.HTTPS) and
+// the admin handler on ls.Admin until ctx is done (or a listener fails),
+// then drains: /readyz turns 503, the proxy keeps serving for
+// ShutdownDelay, then stops accepting and waits up to DrainTimeout for the
+// requests in flight. It closes the listeners.
 //
 // Request framing is checked before net/http parses it (package framing):
 // an ambiguous or malformed request (both Content-Length and
 // Transfer-Encoding, Transfer-Encoding on HTTP/1.0, obs-fold, bare LF, …) is
-// refused with 400 and its connection closed, and counted by reason.
+// refused with 400 and its connection closed, and counted by reason. On the
+// HTTPS listener the checks run on the plaintext of HTTP/1.x connections;
+// HTTP/2 (h2, and h2c when Options.H2C) is framed by its own protocol.
 //
-// The proxy's clients are bounded: at most MaxClientConns connections
-// (accepting waits beyond), request heads of MaxRequestHeaderBytes (431
-// beyond), ReadHeaderTimeout to send a head, ClientBodyTimeout between reads
-// of a body, ClientSendTimeout between writes, IdleTimeout between requests.
-func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) error {
+// The proxy's clients are bounded, per listener: at most MaxClientConns
+// connections (accepting waits beyond), request heads of
+// MaxRequestHeaderBytes (431 beyond), ReadHeaderTimeout to send a head (and
+// to finish a TLS handshake), ClientBodyTimeout between reads of a body,
+// ClientSendTimeout between writes, IdleTimeout between requests.
+func (g *Gateway) ServeListeners(ctx context.Context, ls Listeners) error {
 	logger := logr.FromContextOrDiscard(ctx)
 	base := context.WithoutCancel(ctx) // requests in flight outlive ctx while draining
 	errLog := log.New(logWriter{logger}, "", 0)
-	newServer := func(h http.Handler) *http.Server {
-		return &http.Server{
+	newServer := func(h http.Handler, h2c bool) *http.Server {
+		s := &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: g.opts.ReadHeaderTimeout,
 			IdleTimeout:       g.opts.IdleTimeout,
 			MaxHeaderBytes:    g.opts.MaxRequestHeaderBytes,
 			ErrorLog:          errLog,
 			BaseContext:       func(net.Listener) context.Context { return base },
+			ConnContext:       connContext,
 		}
+		if h2c {
+			var p http.Protocols
+			p.SetHTTP1(true)
+			p.SetUnencryptedHTTP2(true)
+			s.Protocols = &p
+			s.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 1 << 20}
+		}
+		return s
 	}
-	proxy, admin := newServer(g), newServer(g.AdminHandler())
-	proxyLn = framing.NewListener(newLimitListener(proxyLn, g.opts.MaxClientConns), framing.Options{
+	fo := framing.Options{
 		MaxHeadBytes: g.opts.MaxRequestHeaderBytes + 4096, // net/http's slack
 		OnRefuse:     func(_ net.Conn, reason error) { g.metrics.refused.WithLabelValues(refusedReason(reason)).Inc() },
-	})
-	errc := make(chan error, 2)
+	}
+	proxy, admin := newServer(g, g.opts.H2C), newServer(g.AdminHandler(), false)
+	proxyLn := framing.NewListener(newLimitListener(ls.HTTP, g.opts.MaxClientConns), fo)
+	adminLn := ls.Admin
+	servers := []*http.Server{proxy, admin} // proxies first: metrics stay up while they drain
+	type served struct {
+		s    *http.Server
+		ln   net.Listener
+		name string
+	}
+	all := []served{{proxy, proxyLn, "proxy"}, {admin, adminLn, "metrics"}}
+	if ls.HTTPS != nil {
+		// The connections are decrypted by tlsListener; HTTP/2 on them is
+		// served as on h2c.
+		https := newServer(g, true)
+		httpsLn := newTLSListener(newLimitListener(ls.HTTPS, g.opts.MaxClientConns), g.tlsConfig(), g.opts.ReadHeaderTimeout, fo,
+			func(err error) { logger.V(1).Info("TLS handshake failed", "error", err.Error()) })
+		servers = []*http.Server{proxy, https, admin}
+		all = append(all, served{https, httpsLn, "https"})
+	}
+	errc := make(chan error, len(all))
 	serve := func(s *http.Server, ln net.Listener, name string) {
 		if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve %s on %s: %w", name, ln.Addr(), err)
@@ -154,11 +207,16 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) erro
 		}
 		errc <- nil
 	}
-	go serve(proxy, proxyLn, "proxy")
-	go serve(admin, adminLn, "metrics")
-	logger.Info("gateway serving", "http", proxyLn.Addr().String(), "metrics", adminLn.Addr().String())
+	for _, sv := range all {
+		go serve(sv.s, sv.ln, sv.name)
+	}
+	kv := []any{"http", proxyLn.Addr().String(), "metrics", adminLn.Addr().String(), "h2c", g.opts.H2C}
+	if ls.HTTPS != nil {
+		kv = append(kv, "https", ls.HTTPS.Addr().String())
+	}
+	logger.Info("gateway serving", kv...)
 
-	pending := 2
+	pending := len(all)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -182,7 +240,7 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) erro
 	}
 	sctx, cancel := context.WithTimeout(base, g.opts.DrainTimeout)
 	defer cancel()
-	for _, s := range []*http.Server{proxy, admin} { // proxy first: metrics stay up while it drains
+	for _, s := range servers {
 		if e := s.Shutdown(sctx); e != nil {
 			logger.Info("drain timeout exceeded, closing connections", "error", e.Error())
 			_ = s.Close()
@@ -192,6 +250,7 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener) erro
 		err = errors.Join(err, <-errc)
 	}
 	g.transport.CloseIdleConnections()
+	g.h2cTransport.CloseIdleConnections()
 	g.mu.Lock()
 	for _, p := range g.state.pools {
 		p.closeIdle()

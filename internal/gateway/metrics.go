@@ -38,6 +38,15 @@ type metrics struct {
 	clientErrs   *prometheus.CounterVec
 	refused      *prometheus.CounterVec
 	redispatched *prometheus.CounterVec
+	// TLS: certificates served, Secrets rejected, handshakes failed for
+	// want of a certificate.
+	tlsCertificates prometheus.Gauge
+	tlsRejected     prometheus.Gauge
+	tlsUnknownName  prometheus.Counter
+	// grpc counts gRPC responses by status.
+	grpc *prometheus.CounterVec
+	// overloaded counts requests refused at MaxEndpointRequests.
+	overloaded prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -81,7 +90,29 @@ func newMetrics() *metrics {
 		Name: metricRedispatch,
 		Help: "Requests sent to the route's other version because the chosen one could not take them (no ready endpoint, or no endpoint accepted a connection); the chosen version is also charged with a 503 or 502 in " + metricRequests + ".",
 	}, []string{gatewaymetrics.Namespace, gatewaymetrics.App, "from", "to", gatewaymetrics.Reason})
+	m.tlsCertificates = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fledge_gateway_tls_certificates",
+		Help: "Hosts served over HTTPS with the certificate of their TrafficRoute's TLS Secret.",
+	})
+	m.tlsRejected = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fledge_gateway_tls_rejected_secrets",
+		Help: "TLS Secrets named by TrafficRoutes (or as the default certificate) that cannot be used: missing, unreadable, not kubernetes.io/tls, no tls.crt or tls.key, not a certificate, or a key that does not match; their routes are skipped.",
+	})
+	m.tlsUnknownName = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fledge_gateway_tls_unknown_server_name_total",
+		Help: "TLS handshakes refused because no route serves their server name (SNI) and there is no default certificate.",
+	})
+	m.grpc = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fledge_gateway_grpc_responses_total",
+		Help: "gRPC responses proxied, by TrafficRoute (namespace, app), backend Service and grpc-status (from the response headers or trailers); a non-zero status is also counted in " + metricRequests + " under the HTTP code it maps to (UNAVAILABLE 503, INTERNAL 500, ...).",
+	}, []string{"namespace", "app", "service", "grpc_status"})
+	m.overloaded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "fledge_gateway_endpoint_overloaded_requests_total",
+		Help: "Requests answered 503 because their endpoint already had --max-endpoint-requests requests in flight; also counted in " + metricRequests + " as 503s of the backend chosen.",
+	})
+	m.registry.MustRegister(m.overloaded)
 	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs, m.refused, m.redispatched,
+		m.tlsCertificates, m.tlsRejected, m.tlsUnknownName, m.grpc,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,6 +128,8 @@ type backendMetrics struct {
 	duration prometheus.Observer
 	// clientErrors counts requests the client broke (not the backend's).
 	clientErrors prometheus.Counter
+	// grpc counts gRPC responses by grpc-status.
+	grpc *prometheus.CounterVec
 	// codes is a copy-on-write list of the counters per status code seen so far,
 	// read without lock; mu serialises adding one.
 	codes atomic.Pointer[[]codeCounter]
@@ -112,6 +145,7 @@ func (m *metrics) newBackendMetrics(k observerKey) *backendMetrics {
 	return &backendMetrics{
 		key:          k,
 		requests:     m.requests,
+		grpc:         m.grpc,
 		duration:     m.duration.WithLabelValues(k.namespace, k.app, k.service),
 		clientErrors: m.clientErrs.WithLabelValues(k.namespace, k.app, k.service),
 	}
@@ -148,4 +182,5 @@ func (m *metrics) delete(k observerKey) {
 	m.requests.DeletePartialMatch(prometheus.Labels{"namespace": k.namespace, "app": k.app, "service": k.service})
 	m.duration.DeleteLabelValues(k.namespace, k.app, k.service)
 	m.clientErrs.DeleteLabelValues(k.namespace, k.app, k.service)
+	m.grpc.DeletePartialMatch(prometheus.Labels{"namespace": k.namespace, "app": k.app, "service": k.service})
 }

@@ -9,6 +9,18 @@ import (
 type Options struct {
 	// HTTPAddr is the address the proxy listens on. Default ":8080".
 	HTTPAddr string
+	// HTTPSAddr, when set, is the address of the HTTPS listener: TLS 1.2 or
+	// newer (Go's defaults otherwise), h2 and http/1.1 by ALPN, the
+	// certificate chosen by SNI among the TLS Secrets of the TrafficRoutes.
+	// Empty (the default) serves no HTTPS.
+	HTTPSAddr string
+	// DefaultTLSSecret, "namespace/name" of a kubernetes.io/tls Secret, is the
+	// certificate of HTTPS handshakes whose server name no route serves (or
+	// that send none). Empty (the default): such handshakes fail.
+	DefaultTLSSecret string
+	// H2C serves HTTP/2 with prior knowledge (h2c) on the plain HTTP listener,
+	// next to HTTP/1.1. Off by default.
+	H2C bool
 	// MetricsAddr is the address serving /metrics, /healthz, /readyz and /routes.
 	// Default ":9090".
 	MetricsAddr string
@@ -58,6 +70,10 @@ type Options struct {
 	// maxconn); further connections wait in the listen backlog until one
 	// closes. Default 10000.
 	MaxClientConns int
+	// MaxEndpointRequests caps the requests in flight to one backend endpoint
+	// (as HAProxy's per-server maxconn, without its queue): a request beyond
+	// it gets 503 at once, counted against the backend chosen. Default 4096.
+	MaxEndpointRequests int
 	// AccessLog writes a line per request (method, host, path, status,
 	// backend, duration, client) to the logger, every AccessLogSample-th
 	// request only when AccessLogSample > 1. Off by default.
@@ -112,6 +128,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxIdleConns <= 0 {
 		o.MaxIdleConns = 8192
 	}
+	if o.MaxEndpointRequests <= 0 {
+		o.MaxEndpointRequests = 4096
+	}
 	return o
 }
 
@@ -142,10 +161,16 @@ func (o Options) Validate() error {
 		{"max request header bytes", int64(o.MaxRequestHeaderBytes)},
 		{"max response header bytes", o.MaxResponseHeaderBytes},
 		{"max client connections", int64(o.MaxClientConns)},
+		{"max endpoint requests", int64(o.MaxEndpointRequests)},
 	}
 	for _, c := range counts {
 		if c.n < 0 {
 			return fmt.Errorf("%s %d: must not be negative", c.name, c.n)
+		}
+	}
+	if o.DefaultTLSSecret != "" {
+		if _, err := parseSecretRef(o.DefaultTLSSecret); err != nil {
+			return fmt.Errorf("default %w", err)
 		}
 	}
 	return nil

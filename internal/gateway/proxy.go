@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -28,6 +29,11 @@ const statusClientClosedRequest = 499
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	send := g.sendDeadline(w)
 	send.extend() // a deadline left by the connection's previous request is past
+	if r.TLS == nil {
+		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st // the HTTPS listener's (tlsServedConn)
+		}
+	}
 	t := g.table.Load()
 	if t == nil {
 		http.Error(w, "gateway not ready", http.StatusServiceUnavailable)
@@ -47,7 +53,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.service = b.service
 		tg := b.next()
 		if tg != nil {
-			g.send(rec, w, r, tg)
+			if n := tg.inflight.Add(1); n > int64(g.opts.MaxEndpointRequests) {
+				tg.inflight.Add(-1)
+				g.metrics.overloaded.Inc()
+				http.Error(rec, "backend busy", http.StatusServiceUnavailable)
+				return
+			}
+			func() {
+				defer tg.inflight.Add(-1) // also when ReverseProxy aborts with a panic
+				g.send(rec, w, r, tg)
+			}()
 			if rec.dialErr == nil {
 				return
 			}
@@ -124,6 +139,12 @@ func (g *Gateway) observe(r *http.Request, b *backend, rec *recorder, start time
 	if c == 0 {
 		c = http.StatusOK // nothing written: net/http sends 200
 	}
+	if c == http.StatusOK {
+		if st, ok := grpcStatus(rec.Header()); ok {
+			b.obs.grpc.WithLabelValues(b.obs.key.namespace, b.obs.key.app, b.obs.key.service, st).Inc()
+			c = grpcHTTPCode(st)
+		}
+	}
 	b.obs.counter(c).Inc()
 }
 
@@ -143,6 +164,23 @@ func (g *Gateway) newProxy(addr string) *httputil.ReverseProxy {
 		BufferPool:     g.buffers,
 		ErrorHandler:   func(w http.ResponseWriter, r *http.Request, err error) { g.proxyError(w, r, addr, err) },
 		ErrorLog:       g.errorLog,
+	}
+}
+
+// newH2CProxy returns the reverse proxy sending to one endpoint over HTTP/2
+// cleartext (prior knowledge), as newProxy otherwise. HTTP/2 has no
+// Connection header to strip.
+func (g *Gateway) newH2CProxy(addr string) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = addr
+			pr.SetXForwarded()
+		},
+		Transport:    g.h2cTransport,
+		BufferPool:   g.buffers,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) { g.proxyError(w, r, addr, err) },
+		ErrorLog:     g.errorLog,
 	}
 }
 
@@ -249,6 +287,28 @@ func newTransport(o Options, d *net.Dialer) *http.Transport {
 		MaxResponseHeaderBytes: o.MaxResponseHeaderBytes,
 		ExpectContinueTimeout:  time.Second,
 		DisableCompression:     true,
+	}
+}
+
+// newH2CTransport returns the Transport of h2c backends: HTTP/2 with prior
+// knowledge over plain TCP, one connection per endpoint carrying many
+// streams, with the limits of newTransport.
+func newH2CTransport(o Options, d *net.Dialer) *http.Transport {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Transport{
+		Protocols:              &p,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           o.MaxIdleConns,
+		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
+		IdleConnTimeout:        o.IdleConnTimeout,
+		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: o.MaxResponseHeaderBytes,
+		DisableCompression:     true,
+		HTTP2: &http.HTTP2Config{
+			PingTimeout:     15 * time.Second,
+			SendPingTimeout: 30 * time.Second,
+		},
 	}
 }
 

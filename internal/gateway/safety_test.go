@@ -561,3 +561,49 @@ func refusedReasonFor(name string) string {
 	}
 	return "bad-line-ending"
 }
+
+// TestEndpointRequestsBounded: beyond MaxEndpointRequests requests in flight
+// to one endpoint, a request gets 503 at once (counted against the backend
+// and in fledge_gateway_endpoint_overloaded_requests_total); once one
+// finishes, requests pass again.
+func TestEndpointRequestsBounded(t *testing.T) {
+	for name, opts := range paths {
+		t.Run(name, func(t *testing.T) {
+			arrived, release := make(chan struct{}, 2), make(chan struct{})
+			be := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/slow" {
+					arrived <- struct{}{}
+					<-release
+				}
+				_, _ = io.WriteString(w, "ok")
+			})
+			opts.MaxEndpointRequests = 2
+			g := singleRoute(t, opts, hostOf(t, be.URL))
+			front, _ := frontend(t, g)
+			slow := make(chan int, 2)
+			for range 2 {
+				go func() { code, _ := get(t, front, "web.example", "/slow"); slow <- code }()
+				<-arrived
+			}
+			if code, body := get(t, front, "web.example", "/"); code != http.StatusServiceUnavailable || body != "backend busy\n" {
+				t.Errorf("third request in flight: %d %q, want 503 \"backend busy\"", code, body)
+			}
+			close(release)
+			for range 2 {
+				if code := <-slow; code != http.StatusOK {
+					t.Errorf("slow request: %d, want 200", code)
+				}
+			}
+			if code, _ := get(t, front, "web.example", "/"); code != http.StatusOK {
+				t.Errorf("after the slow ones finished: %d, want 200", code)
+			}
+			mfs := scrape(t, g)
+			if v, _ := sample(mfs, "fledge_gateway_endpoint_overloaded_requests_total", map[string]string{}); v != 1 {
+				t.Errorf("overloaded_requests_total = %v, want 1", v)
+			}
+			if v, _ := sample(mfs, "fledge_gateway_requests_total", map[string]string{"namespace": "shop", "app": "web", "service": "web-stable", "code": "503"}); v != 1 {
+				t.Errorf("requests_total{code=503} = %v, want 1", v)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/httputil"
 	"slices"
@@ -22,6 +23,12 @@ type Table struct {
 	problems []string
 	// skipped counts TrafficRoutes not served.
 	skipped int
+	// certs are the certificates of the routes with TLS, by normalized host;
+	// defaultCert serves other server names (nil: the handshake fails).
+	// rejectedSecrets counts the TLS Secrets that could not be used.
+	certs           map[string]*tls.Certificate
+	defaultCert     *tls.Certificate
+	rejectedSecrets int
 }
 
 // route is the compiled routing of one host.
@@ -39,6 +46,8 @@ type route struct {
 	predicates []fledgev1.Predicate
 	// split numbers the requests not matched; nil without a canary.
 	split *split
+	// tlsSecret is the Secret of the host's certificate, "" without TLS.
+	tlsSecret string
 }
 
 // split is a route's weighted sequence. It lives on across table rebuilds while
@@ -94,6 +103,9 @@ type backend struct {
 	// service and port as referenced by the TrafficRoute.
 	service string
 	port    int32
+	// h2c: the Service port speaks HTTP/2 cleartext (appProtocol
+	// kubernetes.io/h2c).
+	h2c bool
 	// targets are the ready endpoints, sorted by address.
 	targets []*target
 	// rr is the round-robin counter, shared by routes using the same Service port
@@ -117,9 +129,14 @@ func (b *backend) next() *target {
 // target is one endpoint address ("host:port"), the proxy sending to it and
 // the fast path's connection pool to it (nil when the fast path is disabled).
 type target struct {
+	// addr is "host:port"; proxy sends to it (over HTTP/2 cleartext when
+	// the backend is h2c); pool is the fast path's, nil when not taken.
 	addr  string
 	proxy *httputil.ReverseProxy
 	pool  *connPool
+	// inflight counts the requests being sent to addr (by every route),
+	// bounded by Options.MaxEndpointRequests; it lives across rebuilds.
+	inflight *atomic.Int64
 }
 
 // lookup returns the route serving a request Host, nil when there is none.
@@ -146,6 +163,8 @@ type RouteInfo struct {
 	Canary       *BackendInfo         `json:"canary,omitempty"`
 	CanaryWeight int32                `json:"canaryWeight"`
 	Match        []fledgev1.Predicate `json:"match,omitempty"`
+	// TLSSecret is the Secret whose certificate serves the host over HTTPS.
+	TLSSecret string `json:"tlsSecret,omitempty"`
 }
 
 // BackendInfo is a backend as served: its Service port and ready endpoints.
@@ -153,6 +172,8 @@ type BackendInfo struct {
 	Service string   `json:"service"`
 	Port    int32    `json:"port"`
 	Targets []string `json:"targets"`
+	// H2C: requests go to the backend over HTTP/2 cleartext.
+	H2C bool `json:"h2c,omitempty"`
 }
 
 // Lookup returns the routing served for a request Host.
@@ -178,7 +199,7 @@ func (rt *route) info() RouteInfo {
 	ri := RouteInfo{
 		Namespace: rt.namespace, Name: rt.name, Host: rt.host,
 		Stable: rt.stable.info(), CanaryWeight: rt.weight,
-		Match: slices.Clone(rt.predicates),
+		Match: slices.Clone(rt.predicates), TLSSecret: rt.tlsSecret,
 	}
 	if rt.canary != nil {
 		c := rt.canary.info()
@@ -188,7 +209,7 @@ func (rt *route) info() RouteInfo {
 }
 
 func (b *backend) info() BackendInfo {
-	bi := BackendInfo{Service: b.service, Port: b.port, Targets: make([]string, len(b.targets))}
+	bi := BackendInfo{Service: b.service, Port: b.port, H2C: b.h2c, Targets: make([]string, len(b.targets))}
 	for i, tg := range b.targets {
 		bi.Targets[i] = tg.addr
 	}

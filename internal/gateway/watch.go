@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -43,16 +44,26 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		_ = proxyLn.Close()
 		return fmt.Errorf("listen on %s: %w", opts.MetricsAddr, err)
 	}
-	return run(ctx, cfg, New(opts), proxyLn, adminLn)
+	ls := Listeners{HTTP: proxyLn, Admin: adminLn}
+	if opts.HTTPSAddr != "" {
+		if ls.HTTPS, err = lc.Listen(ctx, "tcp", opts.HTTPSAddr); err != nil {
+			_, _ = proxyLn.Close(), adminLn.Close()
+			return fmt.Errorf("listen on %s: %w", opts.HTTPSAddr, err)
+		}
+	}
+	return run(ctx, cfg, New(opts), ls)
 }
 
 // run is Run with its Gateway and listeners made.
-func run(ctx context.Context, cfg *rest.Config, g *Gateway, proxyLn, adminLn net.Listener) error {
+func run(ctx context.Context, cfg *rest.Config, g *Gateway, ls Listeners) error {
 	// Its informers wait for the API server while it is down, so they follow
 	// changes again as soon as it is back (package apiwait).
 	w, err := newWatcher(apiwait.Config(cfg), g.opts.Namespace)
 	if err != nil {
-		_, _ = proxyLn.Close(), adminLn.Close()
+		_, _ = ls.HTTP.Close(), ls.Admin.Close()
+		if ls.HTTPS != nil {
+			_ = ls.HTTPS.Close()
+		}
 		return err
 	}
 
@@ -70,7 +81,7 @@ func run(ctx context.Context, cfg *rest.Config, g *Gateway, proxyLn, adminLn net
 		}
 		watchErr <- err
 	}()
-	err = g.Serve(serveCtx, proxyLn, adminLn)
+	err = g.ServeListeners(serveCtx, ls)
 	stopWatching()
 	return errors.Join(err, <-watchErr)
 }
@@ -87,6 +98,8 @@ type watcher struct {
 	building atomic.Bool
 	// g is set by run before any event is handled.
 	g *Gateway
+	// secrets reads the TLS Secrets the routes name.
+	secrets *secretWatcher
 }
 
 func newWatcher(cfg *rest.Config, namespace string) (*watcher, error) {
@@ -116,7 +129,13 @@ func newWatcher(cfg *rest.Config, namespace string) (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create informer cache: %w", err)
 	}
-	return &watcher{cache: c, kick: make(chan struct{}, 1)}, nil
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create Secret client: %w", err)
+	}
+	w := &watcher{cache: c, kick: make(chan struct{}, 1)}
+	w.secrets = newSecretWatcher(cs, w.trigger)
+	return w, nil
 }
 
 // run starts the informers, builds a table after they synced and on every
@@ -181,10 +200,15 @@ func (w *watcher) run(ctx context.Context, g *Gateway) error {
 		return errors.New("informer caches did not sync")
 	}
 	logger.Info("informer caches synced")
-	src := cacheSource{w.cache}
+	src := cacheSource{w.cache, w.secrets}
+	defer w.secrets.stopAll()
 	for {
 		w.building.Store(true)
+		w.secrets.begin()
 		_, err := g.update(ctx, src)
+		if err == nil {
+			w.secrets.end()
+		}
 		w.building.Store(false)
 		if err != nil && ctx.Err() == nil {
 			logger.Error(err, "build routing table; keeping the one in effect")
@@ -222,7 +246,14 @@ func (w *watcher) relevant(namespace, service string) bool {
 }
 
 // cacheSource reads a table's objects from the informer cache.
-type cacheSource struct{ r client.Reader }
+type cacheSource struct {
+	r       client.Reader
+	secrets *secretWatcher
+}
+
+func (s cacheSource) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	return s.secrets.get(ctx, types.NamespacedName{Namespace: namespace, Name: name})
+}
 
 func (s cacheSource) trafficRoutes(ctx context.Context) ([]*fledgev1.TrafficRoute, error) {
 	var l fledgev1.TrafficRouteList

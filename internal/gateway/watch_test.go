@@ -128,7 +128,7 @@ func TestWatcher(t *testing.T) {
 		rctx, stop := context.WithCancel(ctx)
 		defer stop()
 		done := make(chan error, 1)
-		go func() { done <- run(rctx, as("gw-cluster"), g, proxyLn, adminLn) }()
+		go func() { done <- run(rctx, as("gw-cluster"), g, Listeners{HTTP: proxyLn, Admin: adminLn}) }()
 		for tb := g.Table(); tb == nil || len(tb.routes) == 0; tb = g.Table() {
 			select {
 			case <-g.updated:

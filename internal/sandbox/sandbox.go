@@ -69,8 +69,11 @@ type Options struct {
 
 // Gateway is one running gateway replica.
 type Gateway struct {
-	// URL is its traffic address (http://127.0.0.1:port).
+	// URL is its traffic address (http://127.0.0.1:port); it also speaks
+	// h2c (HTTP/2 with prior knowledge).
 	URL string
+	// HTTPSAddr is its HTTPS listener (127.0.0.1:port).
+	HTTPSAddr string
 	// AdminURL serves its /metrics, /readyz and /routes.
 	AdminURL string
 }
@@ -283,14 +286,14 @@ func (s *Sandbox) RestartController() {
 // StartGateway starts one more gateway replica, as the fledge-gateway
 // ServiceAccount, and waits until it is ready.
 func (s *Sandbox) StartGateway(ctx context.Context) (Gateway, error) {
-	httpAddr, adminAddr := freeAddr(), freeAddr()
-	if httpAddr == "" || adminAddr == "" {
+	httpAddr, httpsAddr, adminAddr := freeAddr(), freeAddr(), freeAddr()
+	if httpAddr == "" || httpsAddr == "" || adminAddr == "" {
 		return Gateway{}, errors.New("no free loopback port for the gateway")
 	}
-	g := Gateway{URL: "http://" + httpAddr, AdminURL: "http://" + adminAddr}
+	g := Gateway{URL: "http://" + httpAddr, HTTPSAddr: httpsAddr, AdminURL: "http://" + adminAddr}
 	s.run("gateway", func() error {
 		return gateway.Run(logr.NewContext(s.runCtx, s.opts.Logger.WithName("gateway")), s.serviceAccount("fledge-gateway"),
-			gateway.Options{HTTPAddr: httpAddr, MetricsAddr: adminAddr, DrainTimeout: 2 * time.Second})
+			gateway.Options{HTTPAddr: httpAddr, HTTPSAddr: httpsAddr, H2C: true, MetricsAddr: adminAddr, DrainTimeout: 2 * time.Second})
 	})
 	err := s.waitFor(ctx, "gateway ready", func() (bool, error) {
 		resp, err := s.http.Get(g.AdminURL + "/readyz")

@@ -54,5 +54,5 @@ func Same(a, b Route) bool {
 	a, b = Normalize(a), Normalize(b)
 	return a.Key == b.Key && a.Host == b.Host && a.Stable == b.Stable &&
 		(a.Canary == nil) == (b.Canary == nil) && (a.Canary == nil || *a.Canary == *b.Canary) &&
-		a.CanaryWeight == b.CanaryWeight && slices.Equal(a.Match, b.Match)
+		a.CanaryWeight == b.CanaryWeight && slices.Equal(a.Match, b.Match) && a.TLSSecret == b.TLSSecret
 }

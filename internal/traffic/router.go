@@ -38,6 +38,10 @@ type Route struct {
 	Canary       *Backend
 	CanaryWeight int32
 	Match        []fledgev1.Predicate
+	// TLSSecret, when not empty, is the kubernetes.io/tls Secret (in the
+	// application's namespace) the host is served with over HTTPS. Only the
+	// embedded provider serves it; the others terminate TLS themselves.
+	TLSSecret string
 }
 
 // ErrNotFound is returned by Observe when the provider serves nothing for the key.
@@ -68,6 +72,9 @@ func (r Route) Spec() fledgev1.TrafficRouteSpec {
 	}
 	if r.Canary != nil {
 		spec.Canary = &fledgev1.BackendRef{Service: r.Canary.Service, Port: r.Canary.Port}
+	}
+	if r.TLSSecret != "" {
+		spec.TLS = &fledgev1.RouteTLS{SecretName: r.TLSSecret}
 	}
 	return spec
 }

@@ -47,6 +47,7 @@ var badAnnotations = func() []struct{ svc, key, value string } {
 	add("v2", "fledge.dev/auto-restart", "garbage", "", "yes")
 	add("v1", "fledge.dev/provider", "nope", "APISIX", "", "embedded ", "gateway_api")
 	add("v1", "fledge.dev/gateway-api-parent", "a/b/c/d", "Bad_NS/gw", "/gw", "ns/", "ns/gw/Bad_Section", "ns gw")
+	add("v1", "fledge.dev/tls-secret", "", "Bad_Secret", "ns/name", "a b", strings.Repeat("x", 254))
 	add("v3", published, "Bad_App", "-web", "web.", "a b", "web-", "WEB", strings.Repeat("x", 254))
 	return cases
 }()
@@ -209,6 +210,8 @@ var badFlags = [][]string{
 	{"gateway", "--client-send-timeout=0s"}, {"gateway", "--client-idle-timeout=0s"},
 	{"gateway", "--dial-timeout=0s"}, {"gateway", "--drain-timeout=-1s"},
 	{"gateway", "--http-addr=nope"}, {"gateway", "--metrics-addr=:99999"},
+	{"gateway", "--https-addr=nope"}, {"gateway", "--default-tls-secret=noslash"}, {"gateway", "--default-tls-secret=a/b/c"},
+	{"gateway", "--max-endpoint-requests=0"},
 	{"controller", "--leader-elect-lease-duration=1s", "--leader-elect-renew-deadline=2s"},
 	{"controller", "--leader-elect-lease-duration=0s"}, {"controller", "--leader-elect-retry-period=-1s"},
 	{"controller", "--leader-elect-renew-deadline=1s", "--leader-elect-retry-period=1s"},

@@ -45,6 +45,9 @@ func routeOf(tr *fledgev1.TrafficRoute) traffic.Route {
 	if c := tr.Spec.Canary; c != nil {
 		r.Canary = &traffic.Backend{Service: c.Service, Port: c.Port}
 	}
+	if t := tr.Spec.TLS; t != nil {
+		r.TLSSecret = t.SecretName
+	}
 	return r
 }
 
