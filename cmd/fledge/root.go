@@ -37,8 +37,12 @@ between a stable and a canary version: by annotation, by predicate, or on its ow
 		SilenceErrors: true,
 		// The CLI's commands log nothing of their own; controller-runtime's
 		// client wants a logger all the same.
-		PersistentPreRun: func(*cobra.Command, []string) {
-			ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+		// The long-running commands set their own from their --zap-* flags:
+		// controller-runtime takes only the first logger it is given.
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			if cmd.Annotations[logFlagsAnnotation] == "" {
+				ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
+			}
 		},
 	}
 	if strings.TrimSuffix(filepath.Base(invokedAs), ".exe") == pluginName {
@@ -57,9 +61,16 @@ between a stable and a canary version: by annotation, by predicate, or on its ow
 	return root
 }
 
+// logFlagsAnnotation marks the commands that have --zap-* flags.
+const logFlagsAnnotation = "fledge.dev/log-flags"
+
 // withLogFlags gives a long-running command the logging (--zap-*) flags;
 // the CLI's commands have none, so their help shows only what a user needs.
 func withLogFlags(cmd *cobra.Command) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[logFlagsAnnotation] = "true"
 	zapOpts := zap.Options{}
 	gofs := flag.NewFlagSet("log", flag.ContinueOnError)
 	zapOpts.BindFlags(gofs)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,26 +12,50 @@ import (
 
 	fledgev1 "github.com/fledge-dev/fledge/api/v1alpha1"
 	"github.com/fledge-dev/fledge/internal/errorpage"
+	"github.com/fledge-dev/fledge/internal/sandbox"
 )
 
+// sharedOutages numbers the failing pods of TestSharedOutageDoesNotRollBack.
+var sharedOutages atomic.Int64
+
 // TestSharedOutageDoesNotRollBack: a dependency outage fails half of the
-// requests of both versions for 10 s while a healthy canary is at 10%. The
-// canary's own error rate (50%) is far above the 20% guard, but the stable
-// fails as much: the analysis waits (condition SharedIncident, a Warning
-// event naming it), resumes when the outage ends (IncidentEnded) and steps
-// the canary up; it never rolls it back.
+// requests of both versions for 10 s while a healthy canary is at 10% (both
+// Services' endpoints are switched to pods that fail every second request,
+// then back). The canary's own error rate (50%) is far above the 20% guard,
+// but the stable fails as much: the analysis waits (condition
+// SharedIncident, a Warning event naming it), resumes when the outage ends
+// (IncidentEnded) and steps the canary up; it never rolls it back.
 func TestSharedOutageDoesNotRollBack(t *testing.T) {
-	a, _ := autoApp(t, "shared-outage", "v2", "steps=10,50; step-duration=30s; acceptable-error-rate=5%; soak=0s")
+	ctx := t.Context()
+	n := sharedOutages.Add(1) // a pod name is taken for the sandbox's life
+	failing := map[string]*sandbox.Pod{}
+	for _, v := range []string{"v1", "v2"} {
+		p, err := sb.RunErrorPage(ctx, fmt.Sprintf("outage-%s-%d", v, n), v, "--error-ratio", "0.5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		failing[v] = p
+	}
+	a, load := autoApp(t, "shared-outage", "v2", "steps=10,50; step-duration=30s; acceptable-error-rate=5%; soak=0s")
 	a.waitAuto(t, 20*time.Second, "the canary judged at 10%", func(s *fledgev1.AutoStatus) bool {
 		return s.Weight == 10 && s.Current != nil && s.Current.Canary.Requests > 20
 	})
-	outage := sb.StartLoad(t.Context(), rate, a.name, errorpage.UnavailablePath)
+	setEndpoints := func(v1, v2 *sandbox.Pod) {
+		t.Helper()
+		if err := sb.SetEndpoints(ctx, a.ns, "v1", 9011, v1); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.SetEndpoints(ctx, a.ns, "v2", 9011, v2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := load.Counts().Status[500]
+	setEndpoints(failing["v1"], failing["v2"])
 	var sawIncident bool
 	end := time.Now().Add(10 * time.Second)
 	for time.Now().Before(end) {
 		rel := a.release(t)
 		if s := rel.Status.Auto; s.Result != "" {
-			outage.Stop()
 			t.Fatalf("concluded %s during the shared outage: %s", s.Result, s.Evidence)
 		}
 		if c := meta.FindStatusCondition(rel.Status.Conditions, fledgev1.ConditionAnalysis); c != nil && c.Reason == "SharedIncident" {
@@ -37,9 +63,9 @@ func TestSharedOutageDoesNotRollBack(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	outage.Stop()
-	if c := outage.Counts(); c.Status[503] < 500 {
-		t.Fatalf("the outage load got %d answers 503, want about 1000: %+v", c.Status[503], c)
+	setEndpoints(pods["v1"], pods["v2"])
+	if got := load.Counts().Status[500] - before; got < 300 {
+		t.Fatalf("the outage failed %d requests, want about 500 (half of 10 s at %d requests/s)", got, rate)
 	}
 	if !sawIncident {
 		t.Error("the Analysis condition never said SharedIncident during the outage")

@@ -199,28 +199,32 @@ func TestSecretsNeverWritten(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the key, the token and the webhook used", func() bool {
 		return apisixFront.seen.Load() > 0 && prom.seen.Load() > 0 && hook.seen.Load() > 0
+	}, func() string {
+		return fmt.Sprintf("APISIX %d, Prometheus %d, webhook %d requests", apisixFront.seen.Load(), prom.seen.Load(), hook.seen.Load())
 	})
 
-	// The error paths: the servers echo the credentials back for a while,
-	// and the release is aborted, so the controller must write to APISIX and
-	// tell the webhook.
+	// The error paths: APISIX and Prometheus echo the credentials back for a
+	// while, and the release is aborted, so the controller must write to
+	// APISIX. (A webhook that fails is the e2e TestNotifyRollback's: its
+	// Warning names the Secret, never the URL.)
+	echoes := func() string {
+		return fmt.Sprintf("APISIX %d, Prometheus %d, webhook %d echoed answers", apisixFront.sent.Load(), prom.sent.Load(), hook.sent.Load())
+	}
 	apisixFront.on.Store(true)
 	prom.on.Store(true)
-	hook.on.Store(true)
+	waitFor(t, 30*time.Second, "echoed Prometheus errors", func() bool { return prom.sent.Load() >= 3 }, echoes)
 	annotate(t, ns, "sec-v2", "fledge.dev/auto-override", "abort")
-	waitFor(t, 30*time.Second, "echoed errors", func() bool {
-		return apisixFront.sent.Load() >= 3 && prom.sent.Load() >= 3 && hook.sent.Load() >= 2
-	})
+	waitFor(t, 30*time.Second, "echoed APISIX errors", func() bool { return apisixFront.sent.Load() >= 3 }, echoes)
 	time.Sleep(2 * time.Second) // the controller logs and records what it got
 	apisixFront.on.Store(false)
 	prom.on.Store(false)
-	hook.on.Store(false)
 	time.Sleep(2 * time.Second)
-
 	written := map[string]string{"controller logs": logs.String(), "controller metrics": get(t, "http://"+metricsAddr+"/metrics")}
 	written["Events"], written["status"] = events(t), statuses(t)
-	if len(written["controller logs"]) < 1000 {
-		t.Fatalf("the controller logged only %d bytes: %q", len(written["controller logs"]), written["controller logs"])
+	// At --zap-log-level=10 a run like this logs about 110 kB; at the default
+	// level, about 11 kB. Less means the flag did not take.
+	if len(written["controller logs"]) < 40000 {
+		t.Fatalf("the controller logged only %d bytes at its most verbose level: %q", len(written["controller logs"]), written["controller logs"])
 	}
 	for _, v := range []struct{ what, value string }{{"APISIX key", apiKey}, {"Prometheus token", token}, {"webhook URL's token", hookToken}} {
 		for _, form := range []string{v.value, base64.StdEncoding.EncodeToString([]byte(v.value))} {
@@ -358,11 +362,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// waitFor waits until cond holds; state says how far it got.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool, state func() string) {
 	t.Helper()
 	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
+			t.Fatalf("%s: not within %v (%s)", what, timeout, state())
 		}
 	}
 }
