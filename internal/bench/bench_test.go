@@ -332,9 +332,10 @@ func TestBinomialUpper(t *testing.T) {
 	}
 }
 
-// BenchmarkNext measures one strategy.Next call (with its analysis.Judge) on
-// a release in its third step, as the controller and the simulator call it.
-func BenchmarkNext(b *testing.B) {
+// inThirdStep simulates the first scenario at 1000 requests/s, the default
+// policy, until its release is in the third step.
+func inThirdStep(b *testing.B) *fledgeMethod {
+	b.Helper()
 	cfg := DefaultConfig()
 	f := newFledge(cfg.policy(), SourceBuiltin)
 	st := newStream(Scenarios(0.005)[0], 1000, rand.New(rand.NewPCG(1, 1)))
@@ -353,6 +354,13 @@ func BenchmarkNext(b *testing.B) {
 			b.Fatal("decided before the third step")
 		}
 	}
+	return f
+}
+
+// BenchmarkNext measures one strategy.Next call (with its analysis.Judge) on
+// a release in its third step, as the controller and the simulator call it.
+func BenchmarkNext(b *testing.B) {
+	f := inThirdStep(b)
 	w := f.cur.window(1)
 	now := benchStart.Add(time.Hour)
 	for b.Loop() {
@@ -427,24 +435,7 @@ func TestStoredIsTheJSONRoundTrip(t *testing.T) {
 // BenchmarkStored measures the status' JSON round trip the simulator does
 // after every check (as the controller's status goes through the API server).
 func BenchmarkStored(b *testing.B) {
-	cfg := DefaultConfig()
-	f := newFledge(cfg.policy(), SourceBuiltin)
-	st := newStream(Scenarios(0.005)[0], 1000, rand.New(rand.NewPCG(1, 1)))
-	var reqs []request
-	for i := 1; f.st.Step < 2; i++ {
-		reqs = st.next(float64(i-1), 1, reqs)
-		for _, r := range reqs {
-			side := stableSide
-			if r.arm < f.weight() {
-				side = canarySide
-			}
-			failed, bucket := st.outcome(r, side, 0)
-			f.cur.add(side, failed, bucket)
-		}
-		if f.tick(i, float64(i)) {
-			b.Fatal("decided before the third step")
-		}
-	}
+	f := inThirdStep(b)
 	for b.Loop() {
 		stored(f.st)
 	}
