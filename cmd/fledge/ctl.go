@@ -157,10 +157,8 @@ func newStatusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if w.watch {
-				return w.run(cmd, c, ns, a[0])
-			}
-			if err := w.run(cmd, c, ns, a[0]); err != nil {
+			// With --watch, the live view; without, w.run only checks the flags.
+			if err := w.run(cmd, c, ns, a[0]); err != nil || w.watch {
 				return err
 			}
 			return ctl.Status(cmd.Context(), c, ns, a[0], cmd.OutOrStdout())
