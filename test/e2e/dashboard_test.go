@@ -214,6 +214,31 @@ func TestDashboardInChromium(t *testing.T) {
 	if code := post(ro, "abort", "abort"); code != http.StatusForbidden || override() != "pause" {
 		t.Errorf("abort on a read-only dashboard: %d, override %q; want 403 and nothing changed", code, override())
 	}
+
+	// The buttons as a person uses them, in Chromium (driven over the
+	// DevTools protocol): a click asks for confirmation; dismissed, nothing
+	// changes; accepted, the action reaches the API server with the user's
+	// credentials and the page says what it did.
+	b := openBrowser(t, url+"/#"+a.ns+"/"+a.name)
+	b.click(t, "resume")
+	time.Sleep(time.Second)
+	if seen := b.dialogsSeen(); !containsDialog(seen, "confirm", "resume "+a.name) || override() != "pause" {
+		t.Errorf("a dismissed resume: dialogs %q, override %q; want a confirmation asked and the pause kept", seen, override())
+	}
+	b.accept.Store(true)
+	b.click(t, "resume")
+	for deadline := time.Now().Add(10 * time.Second); override() != ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a confirmed resume clicked in Chromium: override still %q; dialogs %q", override(), b.dialogsSeen())
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); !containsDialog(b.dialogsSeen(), "alert", ""); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("the page did not say what the resume did; dialogs %q", b.dialogsSeen())
+			break
+		}
+	}
+	t.Logf("clicked in Chromium: dialogs %q", b.dialogsSeen())
 }
 
 // checkScreenshot checks that a screenshot is a PNG of the window's width and
