@@ -58,6 +58,7 @@ func runAutoDemo(ctx context.Context, sb *sandbox.Sandbox, w io.Writer) error {
 	load := sb.StartLoad(ctx, 200, autoDemoApp, "/api/error_page")
 	defer load.Stop()
 
+	seen := map[string]bool{} // Events printed, by name: each once in all
 	release := func(canary string) (*fledgev1.Release, error) {
 		if err := run("annotate", "service", "-n", ns, canary, "api7.cloud/published-service="+autoDemoApp,
 			"api7.cloud/published-canary-service=true", "fledge.dev/auto=true"); err != nil {
@@ -65,7 +66,7 @@ func runAutoDemo(ctx context.Context, sb *sandbox.Sandbox, w io.Writer) error {
 		}
 		// The default policy soaks the canary for 2 minutes under load
 		// before it may promote (docs/decisions.md).
-		return watchDecisions(ctx, sb, w, canary, 6*time.Minute)
+		return watchDecisions(ctx, sb, w, canary, 6*time.Minute, seen)
 	}
 	fmt.Fprintln(w, "\n-- a bad v2 (5% of its answers are HTTP 500), automation on with the default policy:")
 	rel, err := release("auto-v2-bad")
@@ -93,9 +94,10 @@ func runAutoDemo(ctx context.Context, sb *sandbox.Sandbox, w io.Writer) error {
 
 // watchDecisions prints the Release's automation events as they happen until
 // the release of canary ends.
-func watchDecisions(ctx context.Context, sb *sandbox.Sandbox, w io.Writer, canary string, timeout time.Duration) (*fledgev1.Release, error) {
+// seen holds the Events already printed (by an earlier call too).
+func watchDecisions(ctx context.Context, sb *sandbox.Sandbox, w io.Writer, canary string, timeout time.Duration, seen map[string]bool) (*fledgev1.Release, error) {
 	start := time.Now()
-	seen := map[string]bool{}
+	done := false
 	for {
 		var list eventsv1.EventList
 		if err := sb.Client.List(ctx, &list, client.InNamespace(sandbox.DemoNamespace)); err != nil {
@@ -115,10 +117,10 @@ func watchDecisions(ctx context.Context, sb *sandbox.Sandbox, w io.Writer, canar
 		}
 		if a := rel.Status.Auto; a != nil && a.Canary == canary && a.Result != "" && rel.Status.EffectiveWeight == a.Weight {
 			// One more pass for the last events.
-			if seen["done"] {
+			if done {
 				return rel, nil
 			}
-			seen["done"] = true
+			done = true
 		}
 		if time.Since(start) > timeout {
 			return nil, fmt.Errorf("the automated release of %s did not end within %v", canary, timeout)
