@@ -36,7 +36,11 @@ echo "== fuzz (${FLEDGE_FUZZTIME:-20s} each)" >&2
 for spec in FuzzGateway:./internal/gateway FuzzWrap:./internal/gateway/framing \
   FuzzTranslate:./internal/annotations FuzzParseMatch:./internal/annotations FuzzParseAutoPolicy:./internal/strategy; do
   target=${spec%%:*} pkg=${spec#*:}
-  if go test -run '^$' -fuzz "^$target\$" -fuzztime "${FLEDGE_FUZZTIME:-20s}" "$pkg" >>"$log" 2>&1; then
+  # -fuzzminimizetime=0: no minimizing. When the run's time ends while a new
+  # interesting input is being minimized, go test reports "context deadline
+  # exceeded" as a failure of the target (seen here once in about 15 runs of
+  # FuzzGateway). A crasher still fails the run and is written, unminimized.
+  if go test -run '^$' -fuzz "^$target\$" -fuzztime "${FLEDGE_FUZZTIME:-20s}" -fuzzminimizetime=0 "$pkg" >>"$log" 2>&1; then
     echo "--- PASS: $target (fuzzing ${FLEDGE_FUZZTIME:-20s})" >>"$log"
   else
     echo "--- FAIL: $target (fuzzing; a failing input is written under $pkg/testdata/fuzz/$target)" >>"$log"
