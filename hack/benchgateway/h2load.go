@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,22 +14,9 @@ import (
 // with the route's authority, bounded by d plus 30s. h2load reports no
 // percentiles: p99 is left unknown (negative).
 func runH2load(ctx context.Context, threads, conns int, d time.Duration, url string) (wrkResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
-	defer cancel()
 	secs := int((d + time.Second - 1) / time.Second)
-	cmd := exec.CommandContext(ctx, "h2load",
-		"-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-m1", "-D"+strconv.Itoa(secs),
+	return runLoad(ctx, d, parseH2load, "h2load", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-m1", "-D"+strconv.Itoa(secs),
 		"-H", ":authority: "+routeHost, url)
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return wrkResult{}, fmt.Errorf("h2load: %w: %s", err, out)
-	}
-	res, err := parseH2load(string(out))
-	if err != nil {
-		return res, fmt.Errorf("h2load: %w in output:\n%s", err, out)
-	}
-	return res, nil
 }
 
 var (

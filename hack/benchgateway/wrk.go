@@ -25,20 +25,25 @@ func (r wrkResult) errors() int64 { return r.non2xx + r.socketErrors }
 // runWrk runs "wrk -t threads -c conns -d d --latency" against url with the
 // route's Host, bounded by d plus 30s.
 func runWrk(ctx context.Context, threads, conns int, d time.Duration, url string) (wrkResult, error) {
+	secs := int((d + time.Second - 1) / time.Second)
+	return runLoad(ctx, d, parseWrk, "wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(secs)+"s",
+		"--latency", "-H", "Host: "+routeHost, url)
+}
+
+// runLoad runs the load generator tool with args, bounded by d plus 30s, and
+// parses its report with parse.
+func runLoad(ctx context.Context, d time.Duration, parse func(string) (wrkResult, error), tool string, args ...string) (wrkResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
-	secs := int((d + time.Second - 1) / time.Second)
-	cmd := exec.CommandContext(ctx, "wrk",
-		"-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(secs)+"s",
-		"--latency", "-H", "Host: "+routeHost, url)
+	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return wrkResult{}, fmt.Errorf("wrk: %w: %s", err, out)
+		return wrkResult{}, fmt.Errorf("%s: %w: %s", tool, err, out)
 	}
-	res, err := parseWrk(string(out))
+	res, err := parse(string(out))
 	if err != nil {
-		return res, fmt.Errorf("wrk: %w in output:\n%s", err, out)
+		return res, fmt.Errorf("%s: %w in output:\n%s", tool, err, out)
 	}
 	return res, nil
 }
