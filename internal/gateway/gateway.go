@@ -183,24 +183,31 @@ func (g *Gateway) ServeListeners(ctx context.Context, ls Listeners) error {
 	proxy, admin := newServer(g, g.opts.H2C), newServer(g.AdminHandler(), false)
 	proxyLn := framing.NewListener(newLimitListener(ls.HTTP, g.opts.MaxClientConns), fo)
 	adminLn := ls.Admin
-	servers := []*http.Server{proxy, admin} // proxies first: metrics stay up while they drain
+	// Each proxy listener is served by the connection loop (h1Server), which
+	// hands what it does not serve to net/http's server of that listener.
+	// Proxies first: metrics stay up while they drain.
+	proxyHandoff := newHandoffListener(proxyLn.Addr())
+	proxyLoop := newH1Server(g, base, proxy, proxyHandoff)
+	servers := []server{proxyLoop, proxy, admin}
 	type served struct {
-		s    *http.Server
+		s    server
 		ln   net.Listener
 		name string
 	}
-	all := []served{{proxy, proxyLn, "proxy"}, {admin, adminLn, "metrics"}}
+	all := []served{{proxyLoop, proxyLn, "proxy"}, {proxy, proxyHandoff, "proxy (net/http)"}, {admin, adminLn, "metrics"}}
 	if ls.HTTPS != nil {
 		// The connections are decrypted by tlsListener; HTTP/2 on them is
 		// served as on h2c.
 		https := newServer(g, true)
 		httpsLn := newTLSListener(newLimitListener(ls.HTTPS, g.opts.MaxClientConns), g.tlsConfig(), g.opts.ReadHeaderTimeout, fo,
 			func(err error) { logger.V(1).Info("TLS handshake failed", "error", err.Error()) })
-		servers = []*http.Server{proxy, https, admin}
-		all = append(all, served{https, httpsLn, "https"})
+		httpsHandoff := newHandoffListener(httpsLn.Addr())
+		httpsLoop := newH1Server(g, base, https, httpsHandoff)
+		servers = []server{proxyLoop, httpsLoop, proxy, https, admin}
+		all = append(all, served{httpsLoop, httpsLn, "https"}, served{https, httpsHandoff, "https (net/http)"})
 	}
 	errc := make(chan error, len(all))
-	serve := func(s *http.Server, ln net.Listener, name string) {
+	serve := func(s server, ln net.Listener, name string) {
 		if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve %s on %s: %w", name, ln.Addr(), err)
 			return
@@ -258,6 +265,14 @@ func (g *Gateway) ServeListeners(ctx context.Context, ls Listeners) error {
 	g.mu.Unlock()
 	logger.Info("gateway stopped")
 	return err
+}
+
+// server is what ServeListeners runs on a listener: net/http's server or
+// the connection loop.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // refusedReason is the metric label of a framing refusal.

@@ -47,6 +47,9 @@ type metrics struct {
 	grpc *prometheus.CounterVec
 	// overloaded counts requests refused at MaxEndpointRequests.
 	overloaded prometheus.Counter
+	// handoffs counts client connections the connection loop handed to
+	// net/http's server, by reason.
+	handoffs *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -111,6 +114,11 @@ func newMetrics() *metrics {
 		Help: "Requests answered 503 because their endpoint already had --max-endpoint-requests requests in flight; also counted in " + metricRequests + " as 503s of the backend chosen.",
 	})
 	m.registry.MustRegister(m.overloaded)
+	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fledge_gateway_client_connections_handed_off_total",
+		Help: "Client connections the gateway's HTTP/1.1 connection loop passed to net/http's server, by the reason of the first request it did not serve itself (h2, http/1.0, upgrade, expect, body, head-too-large, other).",
+	}, []string{"reason"})
+	m.registry.MustRegister(m.handoffs)
 	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs, m.refused, m.redispatched,
 		m.tlsCertificates, m.tlsRejected, m.tlsUnknownName, m.grpc,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
