@@ -3,10 +3,11 @@
 # two error-page backends in network namespaces, wrk as the load generator.
 # Prints a Markdown table of ratios (see hack/benchgateway and
 # docs/gateway-bench.md). Needs root. Installs wrk, haproxy and h2load
-# (nghttp2-client) when missing.
+# (nghttp2-client) when missing, and perf (linux-perf) for -syscalls.
 #
 #   bash hack/bench-gateway.sh                         # 5 rounds, all variants
 #   bash hack/bench-gateway.sh -rounds 3 -variants "haproxy,fledge GOGC=400"
+#   bash hack/bench-gateway.sh -rounds 1 -syscalls   # + system calls per request
 #
 # Arguments go to the benchmark program (go run ./hack/benchgateway -h).
 # The 2 cores of a small machine are shared by wrk, the proxy and both
@@ -24,6 +25,13 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v ip >/dev/null || need+=(iproute2)
+for arg in "$@"; do
+  case "$arg" in
+    -syscalls | --syscalls | -syscalls=true | --syscalls=true)
+      command -v perf >/dev/null || need+=(linux-perf)
+      ;;
+  esac
+done
 if ((${#need[@]})); then
   echo "bench-gateway: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

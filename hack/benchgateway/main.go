@@ -32,7 +32,10 @@
 // median over rounds of requests/s, of the ratio to HAProxy and to direct in
 // the same round, of wrk's p99 latency, of the proxy's CPU time per request,
 // and (fledge only) of Go heap allocations per request, read from the
-// gateway's own /metrics (go_memstats_mallocs_total).
+// gateway's own /metrics (go_memstats_mallocs_total). With -syscalls, one
+// more load run per proxy after its measured run in round 1 counts the
+// proxy's system calls by name (perf stat on the syscall tracepoints, see
+// syscalls.go), printed per request in a second table.
 //
 // Traffic goes only to 127.0.0.1 and to the pods' addresses. Everything
 // started is stopped at the end, also on SIGINT/SIGTERM; "benchgateway
@@ -90,6 +93,9 @@ type config struct {
 	// the "baseline GOGC=400" variant: the same measurement of older code,
 	// side by side.
 	baseline string
+	// syscalls adds a count of each proxy's system calls per request (perf
+	// stat, one extra load run per proxy in round 1).
+	syscalls bool
 }
 
 // allVariants are the variants known, in report order.
@@ -130,7 +136,11 @@ func main() {
 	defer stop()
 	// Every step below has its own bound; this one only guards against a hang.
 	perRun := cfg.warmup + cfg.duration + 15*time.Second
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(cfg.rounds*len(cfg.variants))*perRun+3*time.Minute)
+	bound := time.Duration(cfg.rounds*len(cfg.variants))*perRun + 3*time.Minute
+	if cfg.syscalls {
+		bound += time.Duration(len(cfg.variants)) * (syscallRun + perfExit + time.Minute)
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "benchgateway:", err)
@@ -151,6 +161,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.weight, "weight", 10, "canary (v2) weight, percent")
 	fs.StringVar(&cfg.profileDir, "cpuprofile-dir", "", "write a CPU profile of each fledge gateway process (whole run) into this directory")
 	fs.StringVar(&cfg.baseline, "baseline", "", "a benchgateway binary built from an earlier commit, for the \"baseline GOGC=400\" variant")
+	fs.BoolVar(&cfg.syscalls, "syscalls", false, "also count each proxy's system calls per request, by name (perf stat on an extra load run in round 1)")
 	fs.StringVar(&variants, "variants", strings.Join(defaultVariants, ","), "variants to run, comma-separated, from: "+strings.Join(allVariants, ", "))
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -237,6 +248,11 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	if err := netns.Supported(); err != nil {
 		return err
+	}
+	if cfg.syscalls {
+		if err := checkPerf(ctx); err != nil {
+			return err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "benchgateway-")
 	if err != nil {
@@ -337,6 +353,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 
 	// The rounds.
 	results := make(map[string][]sample, len(targets))
+	syscalls := make(map[string]syscallSample)
 	for r := range cfg.rounds {
 		for i := range targets {
 			t := targets[(i+r)%len(targets)] // rotate the order
@@ -351,10 +368,23 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			fmt.Fprintf(os.Stderr, "round %d/%d %-16s %9.0f req/s  p99 %s ms  proxy CPU %6.1f µs/req  errors %d\n",
 				r+1, cfg.rounds, t.name, s.rps, p99, s.cpuPerRequest(), s.errors)
 			results[t.name] = append(results[t.name], s)
+			if cfg.syscalls && r == 0 && t.pid != 0 {
+				start := time.Now()
+				sc, err := countSyscalls(ctx, cfg, t)
+				if err != nil {
+					return fmt.Errorf("%s: counting system calls: %w", t.name, err)
+				}
+				total := sc.total()
+				fmt.Fprintf(os.Stderr, "syscalls %-16s %9.0f req/s  %d requests  %.2f syscalls/req  %.2f errors/req  %d threads (+%d not counted)  in %s\n",
+					t.name, sc.rps, sc.requests, float64(total.calls)/float64(max(sc.requests, 1)), float64(total.errors)/float64(max(sc.requests, 1)),
+					sc.threads, sc.newThreads, time.Since(start).Round(time.Second))
+				syscalls[t.name] = sc
+			}
 		}
 	}
 	env.loadAfter = loadAverage()
 	report(out, cfg, env, results)
+	reportSyscalls(out, cfg, syscalls)
 	return nil
 }
 

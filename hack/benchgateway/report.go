@@ -150,3 +150,50 @@ func haproxyOf(name string) string {
 	}
 	return "haproxy"
 }
+
+// topSyscalls is how many system calls the -syscalls table names per variant.
+const topSyscalls = 8
+
+// reportSyscalls prints the system calls per request of each proxy (-syscalls)
+// as Markdown; nothing without counts.
+func reportSyscalls(w io.Writer, cfg config, counts map[string]syscallSample) {
+	if len(counts) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "System calls per request of the proxy process (all its threads), counted by perf stat (syscalls:sys_enter_*; errors: sys_exit_* with ret < 0) during one extra wrk -t%d -c%d -d%s run after round 1's measured run (req/s of that run):\n\n",
+		cfg.threads, cfg.connections, min(cfg.duration, syscallRun))
+	fmt.Fprintln(w, "| variant | req/s | syscalls/req | errors/req | calls/req by system call (errors/req) |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|")
+	for _, name := range cfg.variants {
+		s, ok := counts[name]
+		if !ok || s.requests == 0 {
+			continue
+		}
+		per := func(n int64) float64 { return float64(n) / float64(s.requests) }
+		var cells []string
+		var other int64
+		for i, sc := range s.sorted() {
+			c := s.counts[sc]
+			if i >= topSyscalls || per(c.calls) < 0.005 {
+				other += c.calls
+				continue
+			}
+			cell := fmt.Sprintf("%s %.2f", sc, per(c.calls))
+			if per(c.errors) >= 0.005 {
+				cell += fmt.Sprintf(" (%.2f)", per(c.errors))
+			}
+			cells = append(cells, cell)
+		}
+		if per(other) >= 0.005 {
+			cells = append(cells, fmt.Sprintf("other %.2f", per(other)))
+		}
+		total := s.total()
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %s |\n", name, s.rps, per(total.calls), per(total.errors), strings.Join(cells, ", "))
+	}
+	for _, name := range cfg.variants {
+		if s, ok := counts[name]; ok && s.newThreads > 0 {
+			fmt.Fprintf(w, "\n%s started %d threads during the count (%d counted): their system calls are missing.\n", name, s.newThreads, s.threads)
+		}
+	}
+}
