@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -166,6 +167,9 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 	}
 	_ = bc.c.SetReadDeadline(time.Now().Add(g.opts.ResponseHeaderTimeout))
 	defer bc.c.SetReadDeadline(time.Time{})
+	if bc.br.Buffered() == 0 {
+		runtime.Gosched()
+	}
 	if _, err := bc.br.Peek(1); err != nil {
 		if isTimeout(err) {
 			return nil, nil, errResponseTimeout

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -260,6 +261,9 @@ func (hc *h1Conn) serve() {
 			wait = g.opts.ReadHeaderTimeout
 		}
 		_ = hc.c.SetReadDeadline(time.Now().Add(wait))
+		if hc.br.Buffered() == 0 {
+			runtime.Gosched()
+		}
 		if _, err := hc.br.Peek(1); err != nil {
 			return
 		}
