@@ -49,9 +49,43 @@ type backendConn struct {
 	probe *prober
 	// idleSince is when it was returned to the pool.
 	idleSince time.Time
+	// rdl is c's read deadline, zero for none.
+	rdl time.Time
 }
 
 func (bc *backendConn) close() { _ = bc.c.Close() }
+
+// readDeadlineIn sets c's read deadline to d from now, or leaves the one set
+// already when it is later by less than d/16 (coarseDeadline): the response
+// head timeout is that precise, and most requests set no deadline.
+func (bc *backendConn) readDeadlineIn(d time.Duration) {
+	t := time.Now().Add(d)
+	if coarseDeadline(bc.rdl, t, d) {
+		return
+	}
+	bc.rdl = t
+	_ = bc.c.SetReadDeadline(t)
+}
+
+// clearReadDeadline lifts c's read deadline.
+func (bc *backendConn) clearReadDeadline() {
+	if !bc.rdl.IsZero() {
+		bc.rdl = time.Time{}
+		_ = bc.c.SetReadDeadline(time.Time{})
+	}
+}
+
+// coarseDeadline reports whether a deadline set (cur) may stand for the
+// one asked for (want, d from now): it is not zero, not later than want, and
+// earlier by less than d/16 and one second. A timeout is then up to 1/16
+// shorter than configured, and a connection serving many requests a second
+// sets its deadline about once per d/16 instead of once or twice per request.
+func coarseDeadline(cur, want time.Time, d time.Duration) bool {
+	if cur.IsZero() || cur.After(want) {
+		return false
+	}
+	return want.Sub(cur) < min(d/16, time.Second)
+}
 
 func (g *Gateway) newConnPool(addr string) *connPool {
 	return &connPool{
@@ -82,7 +116,11 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
 		p.budget.n.Add(-1)
-		if time.Since(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && bc.probe.alive() {
+		now := time.Now()
+		if !bc.rdl.IsZero() && !now.Before(bc.rdl) {
+			bc.clearReadDeadline() // a past deadline fails the probe
+		}
+		if now.Sub(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && bc.probe.alive() {
 			return bc, true, nil
 		}
 		bc.close()

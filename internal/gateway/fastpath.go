@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -138,6 +137,9 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 		stop := context.AfterFunc(ctx, bc.abort)
 		res, conn, err := g.roundTrip(bc, w, r)
 		if err == nil {
+			if res.ContentLength < 0 || int64(bc.br.Buffered()) < res.ContentLength {
+				bc.clearReadDeadline() // the body is read as it comes: a stream may idle
+			}
 			reusable := g.writeResponse(w, r, bc, res, conn)
 			if stop() && reusable && !res.Close {
 				tg.pool.put(bc)
@@ -165,8 +167,10 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 	if err := g.writeRequest(bc, w, r); err != nil {
 		return nil, nil, err
 	}
-	_ = bc.c.SetReadDeadline(time.Now().Add(g.opts.ResponseHeaderTimeout))
-	defer bc.c.SetReadDeadline(time.Time{})
+	if hw, ok := w.ResponseWriter.(*h1Writer); ok && r.ContentLength > 0 {
+		hw.hc.allowWatch() // the body is read: the connection loop may watch the client
+	}
+	bc.readDeadlineIn(g.opts.ResponseHeaderTimeout)
 	if bc.br.Buffered() == 0 {
 		runtime.Gosched()
 	}

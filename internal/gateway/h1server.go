@@ -32,8 +32,10 @@ import (
 //
 // What the loop gives up, it does on demand: a client that goes away while
 // its request waits for the backend is noticed by a read started only when
-// the wait exceeds clientWatchDelay (and only after the request body was
-// read), which cancels the request (499) as net/http's background read does.
+// the wait exceeds clientWatchDelay (and only once the request body was
+// sent on: at once without a body, when the fast path has written it to the
+// backend with one), which cancels the request (499) as net/http's
+// background read does.
 
 // clientWatchDelay is how long a request waits for its response before the
 // loop starts watching the client connection for a close.
@@ -211,6 +213,13 @@ type h1Conn struct {
 	watchDone  chan struct{}
 	held       []byte // bytes the watching read got, returned by Read first
 	gone       bool   // the watching read found the client gone
+
+	// rdl and wdl are c's read and write deadlines (zero: none), set by
+	// the goroutine serving the connection, and by the watch while it
+	// holds watchMu.
+	rdl, wdl time.Time
+	// body is the request body of the request being served.
+	body countedBody
 }
 
 var h1Readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, h1BufferSize) }}
@@ -260,18 +269,15 @@ func (hc *h1Conn) serve() {
 		if first {
 			wait = g.opts.ReadHeaderTimeout
 		}
-		_ = hc.c.SetReadDeadline(time.Now().Add(wait))
 		if hc.br.Buffered() == 0 {
+			hc.readDeadlineIn(wait)
 			runtime.Gosched()
-		}
-		if _, err := hc.br.Peek(1); err != nil {
-			return
+			if _, err := hc.br.Peek(1); err != nil {
+				return
+			}
 		}
 		hc.idle.Store(false)
-		if !first {
-			_ = hc.c.SetReadDeadline(time.Now().Add(g.opts.ReadHeaderTimeout))
-		}
-		head, err := hc.readHead()
+		head, err := hc.readHead(!first)
 		if err != nil {
 			return // a timeout or a closed connection, as net/http: no answer
 		}
@@ -288,7 +294,9 @@ func (hc *h1Conn) serve() {
 
 // readHead returns the buffered request head (through its empty line)
 // without consuming it; nil when it does not fit in the buffer.
-func (hc *h1Conn) readHead() ([]byte, error) {
+// With deadline, reading more than the bytes buffered must end within
+// ReadHeaderTimeout.
+func (hc *h1Conn) readHead(deadline bool) ([]byte, error) {
 	br := hc.br
 	from := 0
 	for {
@@ -298,6 +306,10 @@ func (hc *h1Conn) readHead() ([]byte, error) {
 		}
 		if len(buf) >= br.Size() {
 			return nil, nil
+		}
+		if deadline {
+			hc.readDeadlineIn(hc.s.g.opts.ReadHeaderTimeout)
+			deadline = false
 		}
 		from = len(buf)
 		if _, err := br.Peek(len(buf) + 1); err != nil {
@@ -321,7 +333,8 @@ func (hc *h1Conn) handOff() bool {
 	if hc.tls != nil {
 		c = &tlsServedConn{Conn: c, state: *hc.tls}
 	}
-	_ = hc.c.SetReadDeadline(time.Time{})
+	hc.clearReadDeadline()
+	_ = hc.c.SetWriteDeadline(time.Time{})
 	return hc.s.handoff.give(c, nil)
 }
 
@@ -335,11 +348,13 @@ func (hc *h1Conn) serveRequest() (keep bool) {
 		_, _ = io.WriteString(hc.c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
 		return false
 	}
-	_ = hc.c.SetReadDeadline(time.Time{})
+	// The deadline of the head stands until the body is read (which sets
+	// its own) or the watch starts (which lifts it).
 	r.RemoteAddr = hc.remote
 	r.TLS = hc.tls
 	r = r.WithContext(hc.ctx)
-	body := &watchedBody{ReadCloser: r.Body, hc: hc, left: r.ContentLength}
+	body := &hc.body
+	*body = countedBody{ReadCloser: r.Body, left: r.ContentLength}
 	r.Body = body
 	hc.armWatch(r.ContentLength == 0)
 
@@ -368,12 +383,30 @@ func (hc *h1Conn) serveRequest() (keep bool) {
 	// A body the handler left unread (an answer of the gateway itself) is
 	// read to its end, or the connection closed.
 	if body.left > 0 {
-		_ = hc.c.SetReadDeadline(time.Now().Add(g.opts.ClientBodyTimeout))
+		hc.readDeadlineIn(g.opts.ClientBodyTimeout)
 		if _, err := io.Copy(io.Discard, r.Body); err != nil {
 			return false
 		}
 	}
 	return true
+}
+
+// readDeadlineIn sets the client connection's read deadline to d from now
+// (see coarseDeadline).
+func (hc *h1Conn) readDeadlineIn(d time.Duration) {
+	t := time.Now().Add(d)
+	if coarseDeadline(hc.rdl, t, d) {
+		return
+	}
+	hc.rdl = t
+	_ = hc.c.SetReadDeadline(t)
+}
+
+func (hc *h1Conn) clearReadDeadline() {
+	if !hc.rdl.IsZero() {
+		hc.rdl = time.Time{}
+		_ = hc.c.SetReadDeadline(time.Time{})
+	}
 }
 
 // closeWrite ends a connection after a response with Connection: close,
@@ -384,20 +417,15 @@ func (hc *h1Conn) closeWrite() {
 	}
 }
 
-// watchedBody is a request body that lets the client watch start once it
-// is read to its end.
-type watchedBody struct {
+// countedBody is a request body that counts what is left of it.
+type countedBody struct {
 	io.ReadCloser
-	hc   *h1Conn
 	left int64
 }
 
-func (b *watchedBody) Read(p []byte) (int, error) {
+func (b *countedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.left -= int64(n)
-	if err != nil || b.left <= 0 {
-		b.hc.allowWatch()
-	}
 	return n, err
 }
 

@@ -5,7 +5,7 @@ import (
 )
 
 // The client watch of the connection loop: a request that has waited
-// clientWatchDelay (with its body read) starts one read on the client
+// clientWatchDelay (with its body read, see allowWatch) starts one read on the client
 // connection, on the timer's goroutine. The read ends when the client closes
 // (EOF or an error: the request's context is cancelled and the connection
 // closed after it, as net/http's background read does), when the client sends
@@ -28,8 +28,9 @@ func (hc *h1Conn) armWatch(bodyRead bool) {
 	hc.watchTimer.Reset(clientWatchDelay)
 }
 
-// allowWatch is called when the request body was read to its end: a watch
-// that came due before starts now.
+// allowWatch is called by the goroutine serving the request once its body
+// was read to its end and nothing else reads the connection or sets its
+// deadlines until the response: a watch that came due before starts now.
 func (hc *h1Conn) allowWatch() {
 	hc.watchMu.Lock()
 	if hc.watchOK || !hc.watchArmed {
@@ -60,6 +61,8 @@ func (hc *h1Conn) watchFired() {
 	hc.watching = true
 	hc.watchDone = make(chan struct{})
 	done := hc.watchDone
+	hc.rdl = time.Time{}
+	_ = hc.c.SetReadDeadline(time.Time{}) // the head's (disarmWatch sets a past one after this)
 	hc.watchMu.Unlock()
 
 	var b [1]byte
@@ -90,6 +93,7 @@ func (hc *h1Conn) disarmWatch() {
 	if watching {
 		_ = hc.c.SetReadDeadline(aLongTimeAgo)
 		<-done
+		hc.rdl = time.Time{}
 		_ = hc.c.SetReadDeadline(time.Time{})
 	}
 }

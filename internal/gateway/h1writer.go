@@ -60,9 +60,23 @@ func (w *h1Writer) reset(r *http.Request) {
 func (w *h1Writer) Header() http.Header { return w.header }
 
 // SetReadDeadline and SetWriteDeadline are found by http.ResponseController
-// and by the gateway's client body and send deadlines.
-func (w *h1Writer) SetReadDeadline(t time.Time) error  { return w.hc.c.SetReadDeadline(t) }
-func (w *h1Writer) SetWriteDeadline(t time.Time) error { return w.hc.c.SetWriteDeadline(t) }
+// and by the gateway's client body and send deadlines. A write deadline
+// later than the one set by less than ClientSendTimeout/16 (and a second)
+// leaves that one (coarseDeadline): the send deadline is extended before
+// every write.
+func (w *h1Writer) SetReadDeadline(t time.Time) error {
+	w.hc.rdl = t
+	return w.hc.c.SetReadDeadline(t)
+}
+
+func (w *h1Writer) SetWriteDeadline(t time.Time) error {
+	hc := w.hc
+	if !t.IsZero() && coarseDeadline(hc.wdl, t, hc.s.g.opts.ClientSendTimeout) {
+		return nil
+	}
+	hc.wdl = t
+	return hc.c.SetWriteDeadline(t)
+}
 
 func (w *h1Writer) WriteHeader(code int) {
 	if w.wroteHeader {

@@ -62,7 +62,7 @@ func chromiumSized(t *testing.T, url, size string, args ...string) string {
 		t.Fatal("chromium is not installed (hack/setup.sh installs Debian's package):", err)
 	}
 	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir(),
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + chromiumProfile(t),
 		"--window-size=" + size, "--virtual-time-budget=6000"}
 	cmd := exec.CommandContext(t.Context(), bin, append(append(flags, args...), url)...)
 	var stdout, stderr bytes.Buffer

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/websocket"
@@ -40,6 +42,33 @@ type cdpMessage struct {
 	} `json:"error,omitempty"`
 }
 
+// chromiumProfile returns a new, empty Chromium user data directory,
+// removed after the test. Chromium's helper processes may still write to it
+// for a moment after the browser exits, so removal is retried for a few
+// seconds (t.TempDir's single attempt fails the test then).
+func chromiumProfile(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fledge-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("removing Chromium's profile: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return dir
+}
+
 // openBrowser starts Chromium on url and connects to its page.
 func openBrowser(t *testing.T, url string) *browser {
 	t.Helper()
@@ -48,16 +77,17 @@ func openBrowser(t *testing.T, url string) *browser {
 		t.Fatal("chromium is not installed (hack/setup.sh installs Debian's package):", err)
 	}
 	cmd := exec.CommandContext(t.Context(), bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+t.TempDir(),
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+chromiumProfile(t),
 		"--window-size=1280,1100", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--remote-allow-origins=*", url)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helper processes die with it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
 	listening := regexp.MustCompile(`DevTools listening on ws://([0-9.:]+)/`)
 	var hostPort string
 	sc := bufio.NewScanner(stderr)
