@@ -73,6 +73,32 @@
 // gRPC canary; fledge_gateway_grpc_responses_total counts every gRPC response by
 // grpc-status.
 //
+// # Client connections
+//
+// HTTP/1.1 client connections, plain and over TLS (ALPN http/1.1 or none), are
+// served by the gateway's own connection loop (h1server.go): one goroutine per
+// connection reads a request head, routes the request, forwards it and writes
+// the response, with no other goroutine involved and no read running in the
+// background. It serves the requests the fast path takes, as far as their head
+// tells: HTTP/1.1, origin-form target, exactly one ASCII Host, no
+// Transfer-Encoding, Trailer, Upgrade, Expect or TE, a Content-Length up to 64
+// KiB, a query ReverseProxy sends unchanged, and a head that fits its 8 KiB
+// buffer. At the first other request (and for h2 connections, h2c prefaces,
+// HTTP/1.0) it hands the connection, with every byte not yet consumed, to
+// net/http's server, which serves it from then on (counted by reason in
+// fledge_gateway_client_connections_handed_off_total). Its responses are framed
+// as net/http frames them (status text, sorted headers, Date, Content-Type
+// sniffing, Content-Length for a body that ends within 2048 bytes, chunked
+// otherwise, trailers), which TestLoopSameAsNetHTTP compares byte for byte.
+// A client that goes away while its request waits for the backend is noticed by
+// a read started only after the request has waited 50 ms (and its body, if any,
+// was sent on): the request is cancelled and recorded as 499, as under net/http.
+// Read and write deadlines are kept at most 1/16 of their timeout (and 1 s)
+// early rather than set twice per request. Before reading the next request or
+// a backend's response, the loop yields once to the scheduler, so that the read
+// more often finds its bytes (fewer EAGAIN reads and poller wake-ups).
+// Options.DisableFastPath hands every connection to net/http.
+//
 // # Forwarding
 //
 // Plain request/response exchanges from HTTP/1.x and HTTP/2 clients to HTTP/1.1
@@ -148,7 +174,8 @@
 //     the connection is closed after it. These are the client's errors: they
 //     are counted in fledge_gateway_client_errors_total, not against the
 //     backend chosen;
-//   - 431: the request head is too large (net/http's server);
+//   - 431: the request head is too large (net/http's server, to which the
+//     connection loop hands a head larger than its buffer);
 //   - 499, recorded in metrics only (the client is gone): the client went away
 //     before the backend answered, so a client abort is not counted as a backend
 //     failure.
@@ -192,6 +219,10 @@
 //	    TLS Secrets named (by routes, or as the default) that cannot be used.
 //	fledge_gateway_tls_unknown_server_name_total  counter
 //	    Handshakes failed: no route for the server name, no default certificate.
+//	fledge_gateway_client_connections_handed_off_total{reason}  counter
+//	    Client connections the connection loop passed to net/http's server, by
+//	    the first request it did not serve itself: h2, http/1.0, upgrade,
+//	    expect, body (chunked, a trailer or over 64 KiB), head-too-large, other.
 //
 // Series of a route or backend that leaves the table are deleted.
 //

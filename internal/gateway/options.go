@@ -79,10 +79,12 @@ type Options struct {
 	// request only when AccessLogSample > 1. Off by default.
 	AccessLog       bool
 	AccessLogSample int
-	// DisableFastPath sends every request through httputil.ReverseProxy and
-	// http.Transport instead of the gateway's own HTTP/1.1 backend connection
-	// pools (see forward). A kill switch: the fast path is meant to behave
-	// identically for the requests it takes, at about half the CPU cost.
+	// DisableFastPath serves every client connection with net/http's server
+	// and sends every request through httputil.ReverseProxy and
+	// http.Transport, instead of the gateway's own connection loop and
+	// HTTP/1.1 backend connection pools (see forward). A kill switch: the fast
+	// path is meant to behave identically for the requests it takes, at about
+	// half the CPU cost.
 	DisableFastPath bool
 }
 
