@@ -49,29 +49,40 @@ type backendConn struct {
 	probe *prober
 	// idleSince is when it was returned to the pool.
 	idleSince time.Time
-	// rdl is c's read deadline, zero for none.
-	rdl time.Time
+	// rdl is c's read deadline.
+	rdl readDeadline
 }
 
 func (bc *backendConn) close() { _ = bc.c.Close() }
 
-// readDeadlineIn sets c's read deadline to d from now, or leaves the one set
-// already when it is later by less than d/16 (coarseDeadline): the response
-// head timeout is that precise, and most requests set no deadline.
-func (bc *backendConn) readDeadlineIn(d time.Duration) {
-	t := time.Now().Add(d)
-	if coarseDeadline(bc.rdl, t, d) {
-		return
-	}
-	bc.rdl = t
-	_ = bc.c.SetReadDeadline(t)
+// readDeadline is a connection's read deadline as last set (zero: none),
+// so that it is set coarsely (coarseDeadline) and lifted only when set. It
+// serves backend and client connections alike.
+type readDeadline struct {
+	c  net.Conn
+	at time.Time
 }
 
-// clearReadDeadline lifts c's read deadline.
-func (bc *backendConn) clearReadDeadline() {
-	if !bc.rdl.IsZero() {
-		bc.rdl = time.Time{}
-		_ = bc.c.SetReadDeadline(time.Time{})
+// in sets the deadline to d from now, or leaves the one set already when
+// coarseDeadline allows.
+func (rd *readDeadline) in(d time.Duration) {
+	t := time.Now().Add(d)
+	if coarseDeadline(rd.at, t, d) {
+		return
+	}
+	_ = rd.set(t)
+}
+
+// set sets the deadline to t exactly (zero lifts it).
+func (rd *readDeadline) set(t time.Time) error {
+	rd.at = t
+	return rd.c.SetReadDeadline(t)
+}
+
+// clear lifts the deadline.
+func (rd *readDeadline) clear() {
+	if !rd.at.IsZero() {
+		_ = rd.set(time.Time{})
 	}
 }
 
@@ -117,8 +128,8 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 		p.mu.Unlock()
 		p.budget.n.Add(-1)
 		now := time.Now()
-		if !bc.rdl.IsZero() && !now.Before(bc.rdl) {
-			bc.clearReadDeadline() // a past deadline fails the probe
+		if !bc.rdl.at.IsZero() && !now.Before(bc.rdl.at) {
+			bc.rdl.clear() // a past deadline fails the probe
 		}
 		if now.Sub(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && bc.probe.alive() {
 			return bc, true, nil
@@ -129,7 +140,7 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 	if err != nil {
 		return nil, false, err
 	}
-	bc = &backendConn{c: c, head: headReader{c: c, left: -1}, bw: bufio.NewWriterSize(c, 4<<10)}
+	bc = &backendConn{c: c, head: headReader{c: c, left: -1}, bw: bufio.NewWriterSize(c, 4<<10), rdl: readDeadline{c: c}}
 	bc.br = bufio.NewReaderSize(&bc.head, 4<<10)
 	bc.abort = func() { _ = c.Close() }
 	bc.probe = newProber(c)

@@ -138,7 +138,7 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 		res, conn, err := g.roundTrip(bc, w, r)
 		if err == nil {
 			if res.ContentLength < 0 || int64(bc.br.Buffered()) < res.ContentLength {
-				bc.clearReadDeadline() // the body is read as it comes: a stream may idle
+				bc.rdl.clear() // the body is read as it comes: a stream may idle
 			}
 			reusable := g.writeResponse(w, r, bc, res, conn)
 			if stop() && reusable && !res.Close {
@@ -170,7 +170,7 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 	if hw, ok := w.ResponseWriter.(*h1Writer); ok && r.ContentLength > 0 {
 		hw.hc.allowWatch() // the body is read: the connection loop may watch the client
 	}
-	bc.readDeadlineIn(g.opts.ResponseHeaderTimeout)
+	bc.rdl.in(g.opts.ResponseHeaderTimeout)
 	if bc.br.Buffered() == 0 {
 		runtime.Gosched()
 	}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,7 +160,7 @@ func (s *h1Server) newConn(c net.Conn) *h1Conn {
 		s.handoff.give(c, nil)
 		return nil
 	}
-	hc := &h1Conn{s: s, c: c, remote: c.RemoteAddr().String()}
+	hc := &h1Conn{s: s, c: c, remote: c.RemoteAddr().String(), rdl: readDeadline{c: c}}
 	if sc, ok := c.(*tlsServedConn); ok {
 		hc.tls = &sc.state
 		if sc.state.NegotiatedProtocol == "h2" {
@@ -217,7 +216,8 @@ type h1Conn struct {
 	// rdl and wdl are c's read and write deadlines (zero: none), set by
 	// the goroutine serving the connection, and by the watch while it
 	// holds watchMu.
-	rdl, wdl time.Time
+	rdl readDeadline
+	wdl time.Time
 	// body is the request body of the request being served.
 	body countedBody
 }
@@ -247,10 +247,7 @@ func (hc *h1Conn) serve() {
 	handed := false
 	defer func() {
 		hc.cancel()
-		hc.stopWatch()
-		if hc.watchTimer != nil {
-			hc.watchTimer.Stop()
-		}
+		hc.disarmWatch()
 		hc.s.forget(hc)
 		if !handed {
 			_ = hc.c.Close()
@@ -270,7 +267,7 @@ func (hc *h1Conn) serve() {
 			wait = g.opts.ReadHeaderTimeout
 		}
 		if hc.br.Buffered() == 0 {
-			hc.readDeadlineIn(wait)
+			hc.rdl.in(wait)
 			runtime.Gosched()
 			if _, err := hc.br.Peek(1); err != nil {
 				return
@@ -308,12 +305,12 @@ func (hc *h1Conn) readHead(deadline bool) ([]byte, error) {
 			return nil, nil
 		}
 		if deadline {
-			hc.readDeadlineIn(hc.s.g.opts.ReadHeaderTimeout)
+			hc.rdl.in(hc.s.g.opts.ReadHeaderTimeout)
 			deadline = false
 		}
 		from = len(buf)
 		if _, err := br.Peek(len(buf) + 1); err != nil {
-			if len(buf) > 0 && !isTimeout(err) && errors.Is(err, io.EOF) {
+			if len(buf) > 0 && errors.Is(err, io.EOF) {
 				return nil, nil // a partial head and EOF: net/http answers it
 			}
 			return nil, err
@@ -327,13 +324,13 @@ var crlfcrlf = []byte("\r\n\r\n")
 // net/http's server. It reports whether the connection was passed on (else
 // it is to be closed).
 func (hc *h1Conn) handOff() bool {
-	hc.stopWatch()
+	hc.disarmWatch()
 	rest, _ := hc.br.Peek(hc.br.Buffered())
 	var c net.Conn = &prefixConn{Conn: hc.c, prefix: bytes.Clone(rest)}
 	if hc.tls != nil {
 		c = &tlsServedConn{Conn: c, state: *hc.tls}
 	}
-	hc.clearReadDeadline()
+	hc.rdl.clear()
 	_ = hc.c.SetWriteDeadline(time.Time{})
 	return hc.s.handoff.give(c, nil)
 }
@@ -383,30 +380,12 @@ func (hc *h1Conn) serveRequest() (keep bool) {
 	// A body the handler left unread (an answer of the gateway itself) is
 	// read to its end, or the connection closed.
 	if body.left > 0 {
-		hc.readDeadlineIn(g.opts.ClientBodyTimeout)
+		hc.rdl.in(g.opts.ClientBodyTimeout)
 		if _, err := io.Copy(io.Discard, r.Body); err != nil {
 			return false
 		}
 	}
 	return true
-}
-
-// readDeadlineIn sets the client connection's read deadline to d from now
-// (see coarseDeadline).
-func (hc *h1Conn) readDeadlineIn(d time.Duration) {
-	t := time.Now().Add(d)
-	if coarseDeadline(hc.rdl, t, d) {
-		return
-	}
-	hc.rdl = t
-	_ = hc.c.SetReadDeadline(t)
-}
-
-func (hc *h1Conn) clearReadDeadline() {
-	if !hc.rdl.IsZero() {
-		hc.rdl = time.Time{}
-		_ = hc.c.SetReadDeadline(time.Time{})
-	}
 }
 
 // closeWrite ends a connection after a response with Connection: close,
@@ -465,25 +444,24 @@ func handOffReason(head []byte) string {
 		}
 		value = bytes.Trim(value, " \t")
 		switch {
-		case asciiEqualFold(name, "Host"):
+		case bytes.EqualFold(name, []byte("Host")):
 			hosts++
 			for _, c := range value {
 				if c >= 0x80 || c == '%' || c < 0x20 || c == 0x7f {
 					return "other"
 				}
 			}
-		case asciiEqualFold(name, "Content-Length"):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n > fastPathMaxBody {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if n := parseLength(-1, value); n < 0 || n > fastPathMaxBody {
 				return "body"
 			}
-		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Trailer"):
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Trailer")):
 			return "body"
-		case asciiEqualFold(name, "Upgrade"):
+		case bytes.EqualFold(name, []byte("Upgrade")):
 			return "upgrade"
-		case asciiEqualFold(name, "Expect"):
+		case bytes.EqualFold(name, []byte("Expect")):
 			return "expect"
-		case asciiEqualFold(name, "Te"):
+		case bytes.EqualFold(name, []byte("Te")):
 			return "other"
 		}
 	}
@@ -499,20 +477,6 @@ var (
 	colon    = []byte(":")
 	question = []byte("?")
 )
-
-// asciiEqualFold reports whether b equals the ASCII string s, case ignored.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c, d := b[i], s[i]
-		if c|0x20 != d|0x20 || (c|0x20 < 'a' || c|0x20 > 'z') && c != d {
-			return false
-		}
-	}
-	return true
-}
 
 // handoffListener passes connections from the loop to net/http's server.
 type handoffListener struct {

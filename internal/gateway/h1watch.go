@@ -61,8 +61,7 @@ func (hc *h1Conn) watchFired() {
 	hc.watching = true
 	hc.watchDone = make(chan struct{})
 	done := hc.watchDone
-	hc.rdl = time.Time{}
-	_ = hc.c.SetReadDeadline(time.Time{}) // the head's (disarmWatch sets a past one after this)
+	hc.rdl.clear() // the head's (disarmWatch sets a past one after this)
 	hc.watchMu.Unlock()
 
 	var b [1]byte
@@ -91,15 +90,11 @@ func (hc *h1Conn) disarmWatch() {
 		hc.watchTimer.Stop()
 	}
 	if watching {
-		_ = hc.c.SetReadDeadline(aLongTimeAgo)
+		_ = hc.rdl.set(aLongTimeAgo)
 		<-done
-		hc.rdl = time.Time{}
-		_ = hc.c.SetReadDeadline(time.Time{})
+		hc.rdl.clear()
 	}
 }
-
-// stopWatch is disarmWatch where no request may be running.
-func (hc *h1Conn) stopWatch() { hc.disarmWatch() }
 
 // aLongTimeAgo is a read deadline in the past: it interrupts a read at once.
 var aLongTimeAgo = time.Unix(1, 0)

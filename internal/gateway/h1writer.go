@@ -65,8 +65,7 @@ func (w *h1Writer) Header() http.Header { return w.header }
 // leaves that one (coarseDeadline): the send deadline is extended before
 // every write.
 func (w *h1Writer) SetReadDeadline(t time.Time) error {
-	w.hc.rdl = t
-	return w.hc.c.SetReadDeadline(t)
+	return w.hc.rdl.set(t)
 }
 
 func (w *h1Writer) SetWriteDeadline(t time.Time) error {
