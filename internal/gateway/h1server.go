@@ -60,14 +60,13 @@ type h1Server struct {
 	ln       net.Listener
 	conns    map[*h1Conn]struct{}
 	shutting atomic.Bool
-	done     chan struct{} // closed when shutting down begins
 }
 
 func newH1Server(g *Gateway, ctx context.Context, next *http.Server, handoff *handoffListener) *h1Server {
 	return &h1Server{
 		g: g, next: next, handoff: handoff, log: logr.FromContextOrDiscard(ctx),
 		ctx:   context.WithValue(ctx, http.ServerContextKey, next),
-		conns: map[*h1Conn]struct{}{}, done: make(chan struct{}),
+		conns: map[*h1Conn]struct{}{},
 	}
 }
 
@@ -136,7 +135,6 @@ func (s *h1Server) begin() {
 	if s.shutting.Swap(true) {
 		return
 	}
-	close(s.done)
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}
@@ -157,7 +155,7 @@ func (s *h1Server) closeIdle() int {
 
 func (s *h1Server) newConn(c net.Conn) *h1Conn {
 	if s.g.opts.DisableFastPath {
-		s.handoff.give(c, nil)
+		s.handoff.give(c)
 		return nil
 	}
 	hc := &h1Conn{s: s, c: c, remote: c.RemoteAddr().String(), rdl: readDeadline{c: c}}
@@ -165,7 +163,7 @@ func (s *h1Server) newConn(c net.Conn) *h1Conn {
 		hc.tls = &sc.state
 		if sc.state.NegotiatedProtocol == "h2" {
 			s.g.metrics.handoffs.WithLabelValues("h2").Inc()
-			s.handoff.give(c, nil)
+			s.handoff.give(c)
 			return nil
 		}
 	}
@@ -332,7 +330,7 @@ func (hc *h1Conn) handOff() bool {
 	}
 	hc.rdl.clear()
 	_ = hc.c.SetWriteDeadline(time.Time{})
-	return hc.s.handoff.give(c, nil)
+	return hc.s.handoff.give(c)
 }
 
 // serveRequest reads and serves one request; it reports whether the
@@ -490,14 +488,12 @@ func newHandoffListener(addr net.Addr) *handoffListener {
 	return &handoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
-// give passes c on; it closes c and reports false when the server is gone
-// or stop is closed first.
-func (l *handoffListener) give(c net.Conn, stop <-chan struct{}) bool {
+// give passes c on; it closes c and reports false when the server is gone.
+func (l *handoffListener) give(c net.Conn) bool {
 	select {
 	case l.conns <- c:
 		return true
 	case <-l.done:
-	case <-stop:
 	}
 	_ = c.Close()
 	return false
