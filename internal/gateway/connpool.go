@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,10 @@ type backendConn struct {
 	idleSince time.Time
 	// rdl is c's read deadline.
 	rdl readDeadline
+	// res, header and body are reused by readResponse.
+	res    http.Response
+	header http.Header
+	body   countedBody
 }
 
 func (bc *backendConn) close() { _ = bc.c.Close() }

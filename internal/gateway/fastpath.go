@@ -133,22 +133,24 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 			return
 		}
 		// A client that goes away closes the backend connection, which ends
-		// the exchange (waiting for the response or copying its body).
-		stop := context.AfterFunc(ctx, bc.abort)
+		// the exchange (waiting for the response or copying its body). The
+		// connection loop tells it directly; under net/http's server, the
+		// request's context does.
+		gone := abortOnGone(ctx, w, bc)
 		res, conn, err := g.roundTrip(bc, w, r)
 		if err == nil {
 			if res.ContentLength < 0 || int64(bc.br.Buffered()) < res.ContentLength {
 				bc.rdl.clear() // the body is read as it comes: a stream may idle
 			}
 			reusable := g.writeResponse(w, r, bc, res, conn)
-			if stop() && reusable && !res.Close {
+			if gone.release() && reusable && !res.Close {
 				tg.pool.put(bc)
 			} else {
 				bc.close()
 			}
 			return
 		}
-		stop()
+		gone.release()
 		bc.close()
 		if !(reused && replayable && errors.Is(err, errNoResponse)) || ctx.Err() != nil {
 			g.fastError(w, r, tg, err)
@@ -167,8 +169,8 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 	if err := g.writeRequest(bc, w, r); err != nil {
 		return nil, nil, err
 	}
-	if hw, ok := w.ResponseWriter.(*h1Writer); ok && r.ContentLength > 0 {
-		hw.hc.allowWatch() // the body is read: the connection loop may watch the client
+	if hc := loopConn(w); hc != nil && r.ContentLength > 0 {
+		hc.allowWatch() // the body is read: the connection loop may watch the client
 	}
 	bc.rdl.in(g.opts.ResponseHeaderTimeout)
 	if bc.br.Buffered() == 0 {
@@ -181,7 +183,7 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 		return nil, nil, fmt.Errorf("%w: %w", errNoResponse, err)
 	}
 	for n1xx := 0; ; n1xx++ {
-		res, err := http.ReadResponse(bc.br, r)
+		res, err := readResponse(bc, r)
 		if err != nil {
 			if isTimeout(err) {
 				return nil, nil, errResponseTimeout
@@ -202,6 +204,40 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 		}
 		return1xx(w, res) // the recorder drops it for HTTP/1.0 clients
 	}
+}
+
+// goneHook closes a backend connection when the client goes away: the
+// connection loop tells it directly, under net/http's server the request's
+// context does.
+type goneHook struct {
+	hc   *h1Conn
+	stop func() bool
+}
+
+func abortOnGone(ctx context.Context, w *recorder, bc *backendConn) goneHook {
+	if hc := loopConn(w); hc != nil {
+		hc.setBackend(bc)
+		return goneHook{hc: hc}
+	}
+	return goneHook{stop: context.AfterFunc(ctx, bc.abort)}
+}
+
+// release ends the hook and reports whether the client is still there (the
+// connection was not closed by it).
+func (h goneHook) release() bool {
+	if h.hc != nil {
+		return h.hc.setBackend(nil)
+	}
+	return h.stop()
+}
+
+// loopConn returns the connection loop's client connection w answers, nil
+// under net/http's server.
+func loopConn(w *recorder) *h1Conn {
+	if hw, ok := w.ResponseWriter.(*h1Writer); ok {
+		return hw.hc
+	}
+	return nil
 }
 
 // isTimeout reports whether err is a network timeout.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -208,16 +209,23 @@ type h1Conn struct {
 	watchDue   bool // the timer fired before the body was read
 	watching   bool
 	watchDone  chan struct{}
-	held       []byte // bytes the watching read got, returned by Read first
-	gone       bool   // the watching read found the client gone
+	held       []byte       // bytes the watching read got, returned by Read first
+	gone       bool         // the watching read found the client gone
+	backend    *backendConn // closed when the client is found gone
 
 	// rdl and wdl are c's read and write deadlines (zero: none), set by
 	// the goroutine serving the connection, and by the watch while it
 	// holds watchMu.
 	rdl readDeadline
 	wdl time.Time
-	// body is the request body of the request being served.
-	body countedBody
+	// The request being served, parsed by parseRequest: req is reset
+	// from reqBase (which holds the connection's context) for each one,
+	// url, header and vals are reused.
+	req, reqBase *http.Request
+	url          url.URL
+	header       http.Header
+	vals         []string
+	body         countedBody
 }
 
 var h1Readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, h1BufferSize) }}
@@ -242,6 +250,8 @@ func (hc *h1Conn) serve() {
 	hc.bw = h1Writers.Get().(*bufio.Writer)
 	hc.bw.Reset(hc.c)
 	hc.w.hc = hc
+	hc.req, hc.reqBase = new(http.Request), new(http.Request).WithContext(hc.ctx)
+	hc.header = make(http.Header, 16)
 	handed := false
 	defer func() {
 		hc.cancel()
@@ -276,12 +286,21 @@ func (hc *h1Conn) serve() {
 		if err != nil {
 			return // a timeout or a closed connection, as net/http: no answer
 		}
-		if reason := handOffReason(head); reason != "" {
+		reason := handOffReason(head)
+		var r *http.Request
+		if reason == "" {
+			var ok bool
+			if r, ok = hc.parseRequest(head); !ok {
+				reason = "other" // net/http's server answers it
+			}
+		}
+		if reason != "" {
 			g.metrics.handoffs.WithLabelValues(reason).Inc()
 			handed = hc.handOff()
 			return
 		}
-		if !hc.serveRequest() {
+		_, _ = hc.br.Discard(len(head))
+		if !hc.serveRequest(r) {
 			return
 		}
 	}
@@ -333,24 +352,12 @@ func (hc *h1Conn) handOff() bool {
 	return hc.s.handoff.give(c)
 }
 
-// serveRequest reads and serves one request; it reports whether the
-// connection serves another.
-func (hc *h1Conn) serveRequest() (keep bool) {
+// serveRequest serves r, the request parsed from the head just consumed;
+// it reports whether the connection serves another.
+func (hc *h1Conn) serveRequest(r *http.Request) (keep bool) {
 	g := hc.s.g
-	r, err := http.ReadRequest(hc.br)
-	if err != nil {
-		// handOffReason passed a head net/http does not parse: answer as it.
-		_, _ = io.WriteString(hc.c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
-		return false
-	}
 	// The deadline of the head stands until the body is read (which sets
 	// its own) or the watch starts (which lifts it).
-	r.RemoteAddr = hc.remote
-	r.TLS = hc.tls
-	r = r.WithContext(hc.ctx)
-	body := &hc.body
-	*body = countedBody{ReadCloser: r.Body, left: r.ContentLength}
-	r.Body = body
 	hc.armWatch(r.ContentLength == 0)
 
 	w := &hc.w
@@ -377,11 +384,9 @@ func (hc *h1Conn) serveRequest() (keep bool) {
 	}
 	// A body the handler left unread (an answer of the gateway itself) is
 	// read to its end, or the connection closed.
-	if body.left > 0 {
+	if hc.body.stop() > 0 {
 		hc.rdl.in(g.opts.ClientBodyTimeout)
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
-			return false
-		}
+		return hc.body.drain() == nil
 	}
 	return true
 }
@@ -392,18 +397,6 @@ func (hc *h1Conn) closeWrite() {
 	if cw, ok := hc.c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-}
-
-// countedBody is a request body that counts what is left of it.
-type countedBody struct {
-	io.ReadCloser
-	left int64
-}
-
-func (b *countedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
-	return n, err
 }
 
 // handOffReason returns why the request whose head is head is not served

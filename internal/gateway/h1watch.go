@@ -73,10 +73,27 @@ func (hc *h1Conn) watchFired() {
 	case err != nil && !isTimeout(err):
 		hc.gone = true
 		hc.cancel()
+		if hc.backend != nil {
+			hc.backend.abort()
+		}
 	}
 	hc.watching = false
 	hc.watchMu.Unlock()
 	close(done)
+}
+
+// setBackend registers the backend connection of the exchange in
+// progress, closed when the client is found gone (nil when the exchange is
+// over), and reports whether the client is still there. A connection
+// registered after the client was found gone is closed at once.
+func (hc *h1Conn) setBackend(bc *backendConn) bool {
+	hc.watchMu.Lock()
+	defer hc.watchMu.Unlock()
+	hc.backend = bc
+	if hc.gone && bc != nil {
+		bc.abort()
+	}
+	return !hc.gone
 }
 
 // disarmWatch ends the watch of the request that is over: the timer is

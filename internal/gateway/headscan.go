@@ -134,12 +134,13 @@ func fieldValue(l []byte, name string) ([]byte, bool) {
 // parseLength parses a Content-Length value v (without allocating); a
 // second field with another value, or a value that is not a number, makes it
 // unusable (-2).
-func parseLength(prev int64, v []byte) int64 {
+func parseLength[T string | []byte](prev int64, v T) int64 {
 	if len(v) == 0 || len(v) > 18 {
 		return -2
 	}
 	var n int64
-	for _, c := range v {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
 		if c < '0' || c > '9' {
 			return -2
 		}

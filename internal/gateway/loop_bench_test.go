@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// rawBackend is a minimal keep-alive HTTP/1.1 server answering every
+// request with the same small response, so that a benchmark measures the
+// gateway rather than its backend. It handles requests without a body only.
+func rawBackend(tb testing.TB, body string) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = ln.Close() })
+	res := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 8192)
+				n := 0
+				for {
+					m, err := c.Read(buf[n:])
+					if err != nil {
+						return
+					}
+					n += m
+					for {
+						i := bytes.Index(buf[:n], crlfcrlf)
+						if i < 0 {
+							break
+						}
+						if _, err := c.Write(res); err != nil {
+							return
+						}
+						n = copy(buf, buf[i+4:n])
+					}
+					if n == len(buf) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// BenchmarkLoop measures keep-alive HTTP/1.1 requests through the gateway's
+// connection loop (ServeListeners) to a minimal backend, each parallel
+// client on its own connection: what one request costs the gateway end to
+// end over loopback, allocations included.
+func BenchmarkLoop(b *testing.B) {
+	const body = `{"error": "injected by error_page service", "version": "v1"}`
+	g := singleRoute(b, Options{}, rawBackend(b, body))
+	proxyLn, adminLn := listen(b), listen(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- g.ServeListeners(ctx, Listeners{HTTP: proxyLn, Admin: adminLn}) }()
+	b.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	req := []byte("GET /api/error_page HTTP/1.1\r\nHost: web.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", proxyLn.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Minute))
+		br := bufio.NewReader(c)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := readSmallResponse(br, len(body)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// readSmallResponse reads one 200 response whose body is n bytes long
+// (Content-Length framing).
+func readSmallResponse(br *bufio.Reader, n int) error {
+	status, err := br.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
+		return &benchError{"status " + string(status)}
+	}
+	length := -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
+			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	if length != n {
+		return &benchError{"Content-Length " + strconv.Itoa(length)}
+	}
+	_, err = br.Discard(n)
+	return err
+}
+
+type benchError struct{ s string }
+
+func (e *benchError) Error() string { return e.s }
