@@ -52,7 +52,9 @@ type backendConn struct {
 	idleSince time.Time
 	// rdl is c's read deadline.
 	rdl readDeadline
-	// res, header and body are reused by readResponse.
+	// plain, res, header and body are reused by scanResponse and
+	// readResponse.
+	plain  plainHead
 	res    http.Response
 	header http.Header
 	body   countedBody

@@ -137,13 +137,24 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 		// connection loop tells it directly; under net/http's server, the
 		// request's context does.
 		gone := abortOnGone(ctx, w, bc)
-		res, conn, err := g.roundTrip(bc, w, r)
+		res, ph, conn, err := g.roundTrip(bc, w, r)
 		if err == nil {
-			if res.ContentLength < 0 || int64(bc.br.Buffered()) < res.ContentLength {
-				bc.rdl.clear() // the body is read as it comes: a stream may idle
+			var reusable, closing bool
+			if hw := throughWriter(w, ph); hw != nil {
+				if int64(bc.br.Buffered()-ph.n) < ph.length {
+					bc.rdl.clear() // the body is read as it comes: a stream may idle
+				}
+				reusable, closing = g.writeThrough(w, hw, r, bc, ph, conn), ph.close
+			} else {
+				if ph != nil {
+					res = ph.response(bc, r)
+				}
+				if res.ContentLength < 0 || int64(bc.br.Buffered()) < res.ContentLength {
+					bc.rdl.clear()
+				}
+				reusable, closing = g.writeResponse(w, r, bc, res, conn), res.Close
 			}
-			reusable := g.writeResponse(w, r, bc, res, conn)
-			if gone.release() && reusable && !res.Close {
+			if gone.release() && reusable && !closing {
 				tg.pool.put(bc)
 			} else {
 				bc.close()
@@ -161,13 +172,15 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 
 // roundTrip writes r on bc and reads the response head, passing 1xx
 // informational responses on to w as ReverseProxy does (not to HTTP/1.0
-// clients, RFC 9110 §15.2). It returns the response and the values of its
-// Connection header, which http.ReadResponse may have deleted.
-func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*http.Response, []string, error) {
+// clients, RFC 9110 §15.2). It returns the final head, as a plainHead not
+// yet consumed when scanResponse accepts it, else as read by
+// http.ReadResponse, and the values of its Connection header, which
+// http.ReadResponse may have deleted.
+func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*http.Response, *plainHead, []string, error) {
 	bc.head.start(g.opts.MaxResponseHeaderBytes)
 	defer bc.head.stop()
 	if err := g.writeRequest(bc, w, r); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if hc := loopConn(w); hc != nil && r.ContentLength > 0 {
 		hc.allowWatch() // the body is read: the connection loop may watch the client
@@ -178,29 +191,36 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 	}
 	if _, err := bc.br.Peek(1); err != nil {
 		if isTimeout(err) {
-			return nil, nil, errResponseTimeout
+			return nil, nil, nil, errResponseTimeout
 		}
-		return nil, nil, fmt.Errorf("%w: %w", errNoResponse, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", errNoResponse, err)
 	}
 	for n1xx := 0; ; n1xx++ {
-		res, err := readResponse(bc, r)
+		if ph, ok := scanResponse(bc, r); ok {
+			conn, err := bc.head.scan.finalConnection()
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return nil, ph, conn, nil
+		}
+		res, err := http.ReadResponse(bc.br, r)
 		if err != nil {
 			if isTimeout(err) {
-				return nil, nil, errResponseTimeout
+				return nil, nil, nil, errResponseTimeout
 			}
-			return nil, nil, fmt.Errorf("read response: %w", err)
+			return nil, nil, nil, fmt.Errorf("read response: %w", err)
 		}
 		switch {
 		case res.StatusCode == http.StatusSwitchingProtocols:
-			return nil, nil, errors.New("backend switched protocols, none was requested")
+			return nil, nil, nil, errors.New("backend switched protocols, none was requested")
 		case res.StatusCode >= 200:
 			conn, err := bc.head.scan.finalConnection()
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
-			return res, conn, nil
+			return res, nil, conn, nil
 		case n1xx >= max1xx:
-			return nil, nil, errors.New("too many 1xx informational responses")
+			return nil, nil, nil, errors.New("too many 1xx informational responses")
 		}
 		return1xx(w, res) // the recorder drops it for HTTP/1.0 clients
 	}
@@ -448,14 +468,7 @@ func (g *Gateway) writeResponse(w *recorder, r *http.Request, bc *backendConn, r
 	rerr, werr := copyBody(w, res.Body, buf, flush)
 	g.buffers.Put(buf)
 	if rerr != nil || werr != nil {
-		if rerr != nil {
-			logr.FromContextOrDiscard(r.Context()).V(1).Info("backend response body failed",
-				"host", r.Host, "error", rerr.Error())
-		}
-		if r.Context().Value(http.ServerContextKey) != nil {
-			bc.close()
-			panic(http.ErrAbortHandler)
-		}
+		bodyFailed(r, bc, rerr)
 		return false
 	}
 	if len(res.Trailer) > 0 {
@@ -474,6 +487,22 @@ func (g *Gateway) writeResponse(w *recorder, r *http.Request, bc *backendConn, r
 		}
 	}
 	return true
+}
+
+// bodyFailed handles a response body that could not be copied to the
+// client completely (a read error rerr, else a write error): under a
+// server (net/http's or the connection loop), the handler panics with
+// http.ErrAbortHandler, as ReverseProxy does, so that the client sees a
+// broken response; bc is closed first.
+func bodyFailed(r *http.Request, bc *backendConn, rerr error) {
+	if rerr != nil {
+		logr.FromContextOrDiscard(r.Context()).V(1).Info("backend response body failed",
+			"host", r.Host, "error", rerr.Error())
+	}
+	if r.Context().Value(http.ServerContextKey) != nil {
+		bc.close()
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // isEventStream reports whether the Content-Type is text/event-stream

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"sync"
 
 	"golang.org/x/net/http/httpguts"
@@ -130,7 +131,7 @@ func plainQuery(q string) bool {
 
 // validFieldValue reports whether v holds only bytes net/textproto accepts
 // in a field value: no control character but HTAB.
-func validFieldValue(v string) bool {
+func validFieldValue[T string | []byte](v T) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
 			return false
@@ -154,7 +155,7 @@ func canonicalKey(k string) string {
 	return k
 }
 
-func cutLine(s string) (line, rest string) {
+func cutLine[T string | []byte](s T) (line, rest T) {
 	line, rest, _ = cutByte(s, '\n')
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
@@ -162,13 +163,13 @@ func cutLine(s string) (line, rest string) {
 	return line, rest
 }
 
-func cutByte(s string, c byte) (before, after string, found bool) {
+func cutByte[T string | []byte](s T, c byte) (before, after T, found bool) {
 	for i := 0; i < len(s); i++ {
 		if s[i] == c {
 			return s[:i], s[i+1:], true
 		}
 	}
-	return s, "", false
+	return s, s[len(s):], false
 }
 
 // countedBody is the body of a request the loop serves (or of a response
@@ -234,22 +235,31 @@ func (b *countedBody) drain() error {
 	return nil
 }
 
-// readResponse reads the next response head from bc as
-// http.ReadResponse(bc.br, r) does, into bc's reused Response when the
-// whole head is buffered already and is a plain one: HTTP/1.1, a final
-// status with a body (not 1xx, 204 or 304, not to HEAD), its length given
-// by exactly one Content-Length, no Transfer-Encoding or Trailer, CRLF
-// lines without obs-fold. Any other head is read by http.ReadResponse.
-// The returned response is valid until bc's next exchange, its header
-// values (freshly allocated) as long as they are referenced.
-func readResponse(bc *backendConn, r *http.Request) (*http.Response, error) {
-	if res, ok := parseResponse(bc, r); ok {
-		return res, nil
-	}
-	return http.ReadResponse(bc.br, r)
+// plainHead is a response head that scanResponse accepted, as it lies in
+// the backend connection's read buffer: HTTP/1.1, a final status with a
+// body (not 1xx, 204 or 304, not to HEAD), its length given by exactly one
+// Content-Length, no Transfer-Encoding or Trailer, valid names and values,
+// no obs-fold. The connection loop writes such a head through to its
+// client (writeThrough); otherwise response parses it.
+type plainHead struct {
+	// head is the status line and the header lines through the CRLF of
+	// the last one (not a copy: valid until n bytes are discarded).
+	head []byte
+	n    int
+	code int
+	// length is the body's Content-Length.
+	length int64
+	// What the header tells: Connection: close; Content-Type, Date and
+	// Cache-Control present; the first Pragma is no-cache; a Grpc-Status
+	// field; a text/event-stream body.
+	close, hasType, hasDate, hasCacheControl, pragmaNoCache, grpc, eventStream bool
 }
 
-func parseResponse(bc *backendConn, r *http.Request) (*http.Response, bool) {
+// scanResponse checks the response head buffered in bc.br, without
+// consuming or copying it, and reports whether it is a plainHead. Any
+// other head, or one not completely buffered yet, is read by
+// http.ReadResponse.
+func scanResponse(bc *backendConn, r *http.Request) (*plainHead, bool) {
 	if r.Method == http.MethodHead {
 		return nil, false
 	}
@@ -259,18 +269,71 @@ func parseResponse(bc *backendConn, r *http.Request) (*http.Response, bool) {
 		return nil, false
 	}
 	code := statusCode(buf[:12])
-	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified || code > 999 ||
+	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified ||
 		(buf[12] != ' ' && buf[12] != '\r') {
 		return nil, false
 	}
-	s := string(buf[:end+2])
-	line, rest := cutLine(s)
-	lines := 0
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '\n' {
-			lines++
+	ph := &bc.plain
+	*ph = plainHead{head: buf[:end+2], n: end + 4, code: code, length: -1}
+	_, rest := cutLine(ph.head)
+	pragma := false
+	for len(rest) > 0 {
+		var l []byte
+		l, rest = cutLine(rest)
+		k, v, ok := bytes.Cut(l, colon)
+		if !ok || !validFieldName(k) || !validFieldValue(v) || bytes.IndexByte(v, '\r') >= 0 {
+			return nil, false
+		}
+		v = trimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Trailer")):
+			return nil, false
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if ph.length != -1 {
+				return nil, false
+			}
+			if ph.length = parseLength(-1, v); ph.length < 0 {
+				return nil, false
+			}
+		case bytes.EqualFold(k, []byte("Content-Type")):
+			ph.hasType = true
+			base, _, _ := bytes.Cut(v, []byte(";"))
+			ph.eventStream = ph.eventStream || bytes.EqualFold(trimSpace(base), []byte("text/event-stream"))
+		case bytes.EqualFold(k, []byte("Date")):
+			ph.hasDate = true
+		case bytes.EqualFold(k, []byte("Cache-Control")):
+			ph.hasCacheControl = true
+		case bytes.EqualFold(k, []byte("Pragma")):
+			if !pragma {
+				pragma, ph.pragmaNoCache = true, string(v) == "no-cache"
+			}
+		case bytes.EqualFold(k, []byte("Grpc-Status")):
+			ph.grpc = true
+		case bytes.EqualFold(k, []byte("Connection")):
+			ph.close = ph.close || hasToken(string(v), "close")
 		}
 	}
+	if ph.length < 0 {
+		return nil, false
+	}
+	return ph, true
+}
+
+// throughOK reports whether writing ph through gives the client what
+// net/http's server would send for it: a Content-Type to keep (none is
+// sniffed) or no body, nothing the metrics read (grpc-status), and no
+// event stream (flushed as it comes).
+func (ph *plainHead) throughOK() bool {
+	return (ph.hasType || ph.length == 0) && !ph.grpc && !ph.eventStream
+}
+
+// response parses ph, as http.ReadResponse would, into bc's reused
+// Response and consumes it; the header values are freshly allocated (they
+// outlive the exchange in the client's response).
+func (ph *plainHead) response(bc *backendConn, r *http.Request) *http.Response {
+	s := string(ph.head)
+	line, rest := cutLine(s)
+	lines := strings.Count(rest, "\n")
 	h := bc.header
 	if h == nil {
 		h = make(http.Header, lines)
@@ -278,26 +341,11 @@ func parseResponse(bc *backendConn, r *http.Request) (*http.Response, bool) {
 	}
 	clear(h)
 	vals := make([]string, 0, lines)
-	length := int64(-1)
 	for rest != "" {
 		var l string
 		l, rest = cutLine(rest)
-		k, v, ok := cutByte(l, ':')
-		if !ok || !httpguts.ValidHeaderFieldName(k) || !validFieldValue(v) || containsByte(l, '\r') {
-			return nil, false
-		}
+		k, v, _ := strings.Cut(l, ":")
 		k, v = canonicalKey(k), textproto.TrimString(v)
-		switch k {
-		case "Transfer-Encoding", "Trailer":
-			return nil, false
-		case "Content-Length":
-			if length != -1 {
-				return nil, false
-			}
-			if length = parseLength(-1, v); length < 0 {
-				return nil, false
-			}
-		}
 		if old, ok := h[k]; ok {
 			h[k] = append(old, v)
 			continue
@@ -305,36 +353,33 @@ func parseResponse(bc *backendConn, r *http.Request) (*http.Response, bool) {
 		vals = append(vals, v)
 		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	if length < 0 {
-		return nil, false
+	if ph.pragmaNoCache && !ph.hasCacheControl {
+		h["Cache-Control"] = []string{"no-cache"}
 	}
-	if p, ok := h["Pragma"]; ok && p[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
-	_, _ = bc.br.Discard(end + 4)
+	_, _ = bc.br.Discard(ph.n)
 	res := &bc.res
 	*res = http.Response{
-		Status: line[9:], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, ContentLength: length, Request: r, Body: http.NoBody,
+		Status: line[9:], StatusCode: ph.code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: ph.length, Request: r, Body: http.NoBody, Close: ph.close,
 	}
-	if httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
-		res.Close = true
+	if ph.close {
 		delete(h, "Connection") // as http.ReadResponse
 	}
-	if length > 0 {
-		bc.body.reset(bc.br, length)
+	if ph.length > 0 {
+		bc.body.reset(bc.br, ph.length)
 		res.Body = &bc.body
 	}
-	return res, true
+	return res
 }
 
-func containsByte(s string, c byte) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return true
-		}
+// trimSpace trims SP and HTAB on both sides (textproto.TrimString for a
+// value without CR or LF).
+func trimSpace(v []byte) []byte {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
 	}
-	return false
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }

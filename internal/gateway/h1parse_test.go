@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -198,13 +200,13 @@ func TestParseResponseSameAsNetHTTP(t *testing.T) {
 }
 
 // checkParseResponse compares readResponse on raw with http.ReadResponse
-// and reports whether parseResponse parsed it.
+// and reports whether scanResponse accepted it.
 func checkParseResponse(t *testing.T, raw, method string) bool {
 	t.Helper()
 	req := &http.Request{Method: method}
 	bc := &backendConn{br: bufio.NewReader(strings.NewReader(raw))}
 	_, _ = bc.br.Peek(1) // what roundTrip does before reading a response
-	_, parsed := parseResponse(bc, req)
+	_, parsed := scanResponse(bc, req)
 	bc = &backendConn{br: bufio.NewReader(strings.NewReader(raw))}
 	_, _ = bc.br.Peek(1)
 	got, gerr := readResponse(bc, req)
@@ -233,6 +235,15 @@ func checkParseResponse(t *testing.T, raw, method string) bool {
 			want.Status, want.Proto, want.Close, want.ContentLength, want.Header, wbody, wberr, wrest)
 	}
 	return parsed
+}
+
+// readResponse reads a response head as roundTrip does: a plainHead
+// parsed by response, any other by http.ReadResponse.
+func readResponse(bc *backendConn, r *http.Request) (*http.Response, error) {
+	if ph, ok := scanResponse(bc, r); ok {
+		return ph.response(bc, r), nil
+	}
+	return http.ReadResponse(bc.br, r)
 }
 
 // FuzzParseHeads checks both parsers against net/http on arbitrary heads.
@@ -276,4 +287,118 @@ func framingAccepts(head string) bool {
 		}
 	}
 	return true
+}
+
+// cannedBackend is a keep-alive backend that answers a request for
+// /<name> with responses[name] as raw bytes, and closes the connection
+// after the responses whose name starts with "cut".
+func cannedBackend(t *testing.T, responses map[string]string) string {
+	t.Helper()
+	ln := listen(t)
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					res, ok := responses[strings.TrimPrefix(req.URL.Path, "/")]
+					if !ok {
+						res = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+					}
+					if _, err := io.WriteString(c, res); err != nil || strings.HasPrefix(req.URL.Path, "/cut") {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestWriteThroughSameAsNetHTTP sends requests for backend responses of
+// unusual but valid shapes through the connection loop, which writes
+// plain heads through, and through net/http's server, which gets them
+// parsed and sorted, and compares what clients read. It also checks that
+// the loop wrote a head through (the backend's field order kept).
+func TestWriteThroughSameAsNetHTTP(t *testing.T) {
+	const date = "Date: Mon, 02 Jan 2006 15:04:05 GMT\r\n"
+	responses := map[string]string{
+		"order":     "HTTP/1.1 200 OK\r\nZ-Last: z\r\nContent-Type: text/plain\r\nA-First: a\r\n" + date + "Content-Length: 2\r\n\r\nok",
+		"lower":     "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-lower-case: v\r\nX-LOWER-CASE: w\r\ncontent-length: 3\r\n\r\nabc",
+		"nodate":    "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+		"listed":    "HTTP/1.1 200 OK\r\nConnection: X-Internal, keep-alive\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+		"close":     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nbye",
+		"pragma":    "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\np",
+		"pragma-cc": "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nCache-Control: max-age=5\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\np",
+		"spaces":    "HTTP/1.1 200 OK\r\nX-Pad:   padded \t\r\nX-Empty:\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\ns",
+		"reason":    "HTTP/1.1 200 Fine Thanks\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nr",
+		"nophrase":  "HTTP/1.1 418\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nt",
+		"odd":       "HTTP/1.1 599 Whatever\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\no",
+		"empty":     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"untyped":   "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n<html>",
+		"grpc":      "HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nGrpc-Status: 14\r\nContent-Length: 0\r\n\r\n",
+		"events":    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 7\r\n\r\ndata: x",
+		"big":       "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("b", 100000),
+		"cut":       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nabc",
+	}
+	backend := cannedBackend(t, responses)
+	loop := singleRoute(t, Options{}, backend)
+	loopAddr := serveGateway(t, loop)
+	std := singleRoute(t, Options{}, backend)
+	stdFront, _ := frontend(t, std)
+	stdAddr := hostOf(t, stdFront.URL)
+	for name := range responses {
+		t.Run(name, func(t *testing.T) {
+			raw := "GET /" + name + " HTTP/1.1\r\nHost: web.example\r\n\r\n"
+			if name == "cut" {
+				// The backend's body ends early: both end the client's
+				// connection without a complete response.
+				got := rawBytes(t, loopAddr, raw)
+				want := rawBytes(t, stdAddr, raw)
+				if got != want || strings.Contains(got, "abc") {
+					t.Errorf("cut response: loop %q, net/http %q", got, want)
+				}
+				return
+			}
+			got := rawResponses(t, loopAddr, raw, "GET")
+			want := rawResponses(t, stdAddr, raw, "GET")
+			if got[0].String() != want[0].String() {
+				t.Errorf("connection loop:\n%v\nnet/http:\n%v", got[0], want[0])
+			}
+		})
+	}
+	head := rawBytes(t, loopAddr, "GET /order HTTP/1.1\r\nHost: web.example\r\nConnection: close\r\n\r\n")
+	if z, a := strings.Index(head, "Z-Last"), strings.Index(head, "A-First"); z < 0 || a < 0 || z > a {
+		t.Errorf("the loop did not write the head through (backend order Z-Last, A-First):\n%s", head)
+	}
+	if head := rawBytes(t, loopAddr, "GET /nodate HTTP/1.1\r\nHost: web.example\r\nConnection: close\r\n\r\n"); !strings.Contains(head, "\r\nDate: ") {
+		t.Errorf("no Date added to a response without one:\n%s", head)
+	}
+}
+
+// rawBytes sends raw on a new connection and returns everything read
+// until the connection ends.
+func rawBytes(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
 }

@@ -406,18 +406,22 @@ func writeField(bw *bufio.Writer, k, v string) {
 }
 
 // validFieldName reports whether k is a token (RFC 9110 §5.1).
-func validFieldName(k string) bool {
-	if k == "" {
+func validFieldName[T string | []byte](k T) bool {
+	if len(k) == 0 {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(separators, c) >= 0 {
 			return false
 		}
 	}
 	return true
 }
+
+// separators are the printable ASCII characters that are not token
+// characters.
+const separators = "\"(),/:;<=>?@[\\]{}"
 
 // headerGet is h.Get for a canonical key, without canonicalising.
 func headerGet(h http.Header, k string) string {
