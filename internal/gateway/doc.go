@@ -86,10 +86,18 @@
 // buffer. At the first other request (and for h2 connections, h2c prefaces,
 // HTTP/1.0) it hands the connection, with every byte not yet consumed, to
 // net/http's server, which serves it from then on (counted by reason in
-// fledge_gateway_client_connections_handed_off_total). Its responses are framed
-// as net/http frames them (status text, sorted headers, Date, Content-Type
-// sniffing, Content-Length for a body that ends within 2048 bytes, chunked
-// otherwise, trailers), which TestLoopSameAsNetHTTP compares byte for byte.
+// fledge_gateway_client_connections_handed_off_total). It parses a request head
+// itself (h1parse.go) into objects the connection reuses: one string per head,
+// the header values in one array, the http.Request reset rather than allocated;
+// the request equals what http.ReadRequest gives and net/http's server accepts,
+// and a head it does not parse that way (an escaped path, say) is handed off
+// too. Its responses are framed as net/http frames them (status text, Date,
+// Content-Type sniffing, Content-Length for a body that ends within 2048 bytes,
+// chunked otherwise, trailers), which TestLoopSameAsNetHTTP compares as a
+// client reads them; a plain backend response (one Content-Length, a
+// Content-Type or no body, no Transfer-Encoding, Trailer or Grpc-Status, not an
+// event stream) has its header lines written through in the backend's order
+// (h1through.go), where net/http would sort them.
 // A client that goes away while its request waits for the backend is noticed by
 // a read started only after the request has waited 50 ms (and its body, if any,
 // was sent on): the request is cancelled and recorded as 499, as under net/http.
@@ -104,8 +112,9 @@
 // Plain request/response exchanges from HTTP/1.x and HTTP/2 clients to HTTP/1.1
 // backends take a fast path: the gateway's own
 // pool of HTTP/1.1 connections per endpoint address (a mutex per pool, no global
-// lock), the request head written by hand, the response read with
-// http.ReadResponse. Everything else goes through httputil.ReverseProxy and
+// lock), the request head written by hand, a plain response head scanned in
+// the connection's buffer and parsed as http.ReadResponse would (any other read
+// by http.ReadResponse). Everything else goes through httputil.ReverseProxy and
 // http.Transport: protocol upgrades (WebSocket), CONNECT, Expect, TE, request
 // trailers, chunked request bodies and bodies over 64 KiB (the fast path writes
 // a body completely before reading the response), non-ASCII Hosts and queries
