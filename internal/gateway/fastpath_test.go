@@ -407,28 +407,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // breaking a response body aborts the client's response.
 func TestFastPathErrors(t *testing.T) {
 	rawBackend := func(answer string) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					br := bufio.NewReader(c)
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					_, _ = io.WriteString(c, answer)
-				}()
+		return serveConns(t, func(c net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				return
 			}
-		}()
-		return ln.Addr().String()
+			_, _ = io.WriteString(c, answer)
+		})
 	}
 	tests := map[string]struct {
 		addr     string

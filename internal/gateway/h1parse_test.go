@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -294,35 +293,23 @@ func framingAccepts(head string) bool {
 // after the responses whose name starts with "cut".
 func cannedBackend(t *testing.T, responses map[string]string) string {
 	t.Helper()
-	ln := listen(t)
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
+	return serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					res, ok := responses[strings.TrimPrefix(req.URL.Path, "/")]
-					if !ok {
-						res = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-					}
-					if _, err := io.WriteString(c, res); err != nil || strings.HasPrefix(req.URL.Path, "/cut") {
-						return
-					}
-				}
-			}()
+			_, _ = io.Copy(io.Discard, req.Body)
+			res, ok := responses[strings.TrimPrefix(req.URL.Path, "/")]
+			if !ok {
+				res = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+			}
+			if _, err := io.WriteString(c, res); err != nil || strings.HasPrefix(req.URL.Path, "/cut") {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // TestWriteThroughSameAsNetHTTP sends requests for backend responses of
@@ -390,15 +377,6 @@ func TestWriteThroughSameAsNetHTTP(t *testing.T) {
 // until the connection ends.
 func rawBytes(t *testing.T, addr, raw string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(c)
+	b, _ := io.ReadAll(dialRaw(t, addr, raw))
 	return string(b)
 }

@@ -41,16 +41,7 @@ func (e exchange) String() string {
 // responses (methods gives each request's method, for HEAD).
 func rawResponses(t *testing.T, addr, raw string, methods ...string) []exchange {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
+	br := bufio.NewReader(dialRaw(t, addr, raw))
 	var out []exchange
 	for _, m := range methods {
 		res, err := http.ReadResponse(br, &http.Request{Method: m})

@@ -140,3 +140,28 @@ func request(host, target string) *http.Request {
 	}
 	return r
 }
+
+// serveConns accepts connections on a new loopback listener until the test
+// ends, serving each with handle on its own goroutine (which closes it
+// after), and returns the listener's address.
+func serveConns(tb testing.TB, handle func(net.Conn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -15,47 +15,32 @@ import (
 // gateway rather than its backend. It handles requests without a body only.
 func rawBackend(tb testing.TB, body string) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = ln.Close() })
 	res := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-	go func() {
+	return serveConns(tb, func(c net.Conn) {
+		buf := make([]byte, 8192)
+		n := 0
 		for {
-			c, err := ln.Accept()
+			m, err := c.Read(buf[n:])
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 8192)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					for {
-						i := bytes.Index(buf[:n], crlfcrlf)
-						if i < 0 {
-							break
-						}
-						if _, err := c.Write(res); err != nil {
-							return
-						}
-						n = copy(buf, buf[i+4:n])
-					}
-					if n == len(buf) {
-						return
-					}
+			n += m
+			for {
+				i := bytes.Index(buf[:n], crlfcrlf)
+				if i < 0 {
+					break
 				}
-			}()
+				if _, err := c.Write(res); err != nil {
+					return
+				}
+				n = copy(buf, buf[i+4:n])
+			}
+			if n == len(buf) {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // BenchmarkLoop measures keep-alive HTTP/1.1 requests through the gateway's
