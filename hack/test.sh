@@ -33,7 +33,7 @@ echo "== dashboards (hack/dashboards)" >&2
 # corpora already ran above).
 # FLEDGE_FUZZTIME sets each run's length.
 echo "== fuzz (${FLEDGE_FUZZTIME:-20s} each)" >&2
-for spec in FuzzGateway:./internal/gateway FuzzWrap:./internal/gateway/framing \
+for spec in FuzzGateway:./internal/gateway FuzzParseHeads:./internal/gateway FuzzWrap:./internal/gateway/framing \
   FuzzTranslate:./internal/annotations FuzzParseMatch:./internal/annotations FuzzParseAutoPolicy:./internal/strategy; do
   target=${spec%%:*} pkg=${spec#*:}
   # -fuzzminimizetime=0: no minimizing. When the run's time ends while a new
