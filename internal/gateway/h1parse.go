@@ -143,16 +143,26 @@ func validFieldValue[T string | []byte](v T) bool {
 // canonicalKey returns textproto.CanonicalMIMEHeaderKey(k) without
 // allocating when k is canonical already.
 func canonicalKey(k string) string {
+	if isCanonical(k) {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(k)
+}
+
+// isCanonical reports whether the field name k is in the form
+// textproto.CanonicalMIMEHeaderKey gives: the first letter and those after
+// a hyphen upper case, the others lower case, no space or non-ASCII byte.
+func isCanonical[T string | []byte](k T) bool {
 	upper := true
 	for i := 0; i < len(k); i++ {
 		c := k[i]
 		switch {
 		case upper && 'a' <= c && c <= 'z', !upper && 'A' <= c && c <= 'Z', c == ' ', c >= 0x7f:
-			return textproto.CanonicalMIMEHeaderKey(k)
+			return false
 		}
 		upper = c == '-'
 	}
-	return k
+	return true
 }
 
 func cutLine[T string | []byte](s T) (line, rest T) {

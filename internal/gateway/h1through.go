@@ -69,7 +69,7 @@ func (w *h1Writer) writeThroughHead(ph *plainHead, conn []string) {
 		if hopByHopName(k) || listedName(conn, k) {
 			continue
 		}
-		if canonicalBytes(k) {
+		if isCanonical(k) {
 			bw.Write(k)
 		} else {
 			bw.WriteString(textproto.CanonicalMIMEHeaderKey(string(k)))
@@ -148,17 +148,4 @@ func listedName(conn []string, k []byte) bool {
 		}
 	}
 	return false
-}
-
-// canonicalBytes reports whether the field name k is in canonical form
-// (canonicalKey would return it unchanged).
-func canonicalBytes(k []byte) bool {
-	upper := true
-	for _, c := range k {
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
 }
