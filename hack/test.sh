@@ -33,6 +33,9 @@ echo "== dashboards (hack/dashboards)" >&2
 # corpora already ran above).
 # FLEDGE_FUZZTIME sets each run's length.
 echo "== fuzz (${FLEDGE_FUZZTIME:-20s} each)" >&2
+# corpus_files lists the inputs in a fuzz target's corpus folder (none when
+# it does not exist).
+corpus_files() { ls "$1" 2>/dev/null | sort | tr '\n' ' ' || true; }
 for spec in FuzzGateway:./internal/gateway FuzzParseHeads:./internal/gateway FuzzWrap:./internal/gateway/framing \
   FuzzTranslate:./internal/annotations FuzzParseMatch:./internal/annotations FuzzParseAutoPolicy:./internal/strategy; do
   target=${spec%%:*} pkg=${spec#*:}
@@ -45,12 +48,12 @@ for spec in FuzzGateway:./internal/gateway FuzzParseHeads:./internal/gateway Fuz
   # Go 1.27), with nothing found: a run that fails with only that message and
   # writes no new input under testdata/fuzz is counted as passed, and says so.
   corpus="$pkg/testdata/fuzz/$target"
-  before=$(ls "$corpus" 2>/dev/null | sort | tr '\n' ' ')
+  before=$(corpus_files "$corpus")
   out=$(mktemp)
   if go test -run '^$' -fuzz "^$target\$" -fuzztime "${FLEDGE_FUZZTIME:-20s}" -fuzzminimizetime=0 "$pkg" >"$out" 2>&1; then
     cat "$out" >>"$log"
     echo "--- PASS: $target (fuzzing ${FLEDGE_FUZZTIME:-20s})" >>"$log"
-  elif after=$(ls "$corpus" 2>/dev/null | sort | tr '\n' ' ') && [[ "$after" == "$before" ]] &&
+  elif [[ "$(corpus_files "$corpus")" == "$before" ]] &&
     grep -q '^    context deadline exceeded$' "$out" && [[ $(grep -c '^--- FAIL' "$out") == 1 ]] &&
     ! grep -q -e 'panic:' -e 'Failing input written' "$out"; then
     sed -e 's/^--- FAIL: /--- deadline race, not counted: /' -e 's/^FAIL/(deadline race) FAIL/' "$out" >>"$log"
