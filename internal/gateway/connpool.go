@@ -53,7 +53,7 @@ type backendConn struct {
 	// rdl is c's read deadline.
 	rdl readDeadline
 	// plain, res, header and body are reused by scanResponse and
-	// readResponse.
+	// plainHead.response.
 	plain  plainHead
 	res    http.Response
 	header http.Header

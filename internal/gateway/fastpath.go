@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -413,14 +414,14 @@ func skipRequestHeader(k string) bool {
 	return isHopByHop(k)
 }
 
-// isHopByHop reports whether k is one of ReverseProxy's hop-by-hop headers.
+// hopByHop are ReverseProxy's hop-by-hop headers, canonical.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// isHopByHop reports whether the canonical header name k is one of
+// hopByHop.
 func isHopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
+	return slices.Contains(hopByHop, k)
 }
 
 // connectionListed reports whether header k is named in a Connection header

@@ -184,7 +184,7 @@ func cutByte[T string | []byte](s T, c byte) (before, after T, found bool) {
 
 // countedBody is the body of a request the loop serves (or of a response
 // the fast path reads): the next left bytes of a connection's reader. mu
-// is held by reads and by end: a Transport may still read a request body
+// is held by reads and by stop: a Transport may still read a request body
 // after its RoundTrip returned.
 type countedBody struct {
 	mu     sync.Mutex
@@ -294,7 +294,7 @@ func scanResponse(bc *backendConn, r *http.Request) (*plainHead, bool) {
 		if !ok || !validFieldName(k) || !validFieldValue(v) || bytes.IndexByte(v, '\r') >= 0 {
 			return nil, false
 		}
-		v = trimSpace(v)
+		v = textproto.TrimBytes(v)
 		switch {
 		case bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Trailer")):
 			return nil, false
@@ -308,7 +308,7 @@ func scanResponse(bc *backendConn, r *http.Request) (*plainHead, bool) {
 		case bytes.EqualFold(k, []byte("Content-Type")):
 			ph.hasType = true
 			base, _, _ := bytes.Cut(v, []byte(";"))
-			ph.eventStream = ph.eventStream || bytes.EqualFold(trimSpace(base), []byte("text/event-stream"))
+			ph.eventStream = ph.eventStream || bytes.EqualFold(textproto.TrimBytes(base), []byte("text/event-stream"))
 		case bytes.EqualFold(k, []byte("Date")):
 			ph.hasDate = true
 		case bytes.EqualFold(k, []byte("Cache-Control")):
@@ -380,16 +380,4 @@ func (ph *plainHead) response(bc *backendConn, r *http.Request) *http.Response {
 		res.Body = &bc.body
 	}
 	return res
-}
-
-// trimSpace trims SP and HTAB on both sides (textproto.TrimString for a
-// value without CR or LF).
-func trimSpace(v []byte) []byte {
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	return v
 }

@@ -66,7 +66,7 @@ func (w *h1Writer) writeThroughHead(ph *plainHead, conn []string) {
 		var l []byte
 		l, rest = cutLine(rest)
 		k, v, _ := bytes.Cut(l, colon)
-		if hopByHopName(k) || listedName(conn, k) {
+		if hopByHopName(k) || connectionListed(conn, string(k)) {
 			continue
 		}
 		if isCanonical(k) {
@@ -75,7 +75,7 @@ func (w *h1Writer) writeThroughHead(ph *plainHead, conn []string) {
 			bw.WriteString(textproto.CanonicalMIMEHeaderKey(string(k)))
 		}
 		bw.WriteString(": ")
-		bw.Write(trimSpace(v))
+		bw.Write(textproto.TrimBytes(v))
 		bw.WriteString("\r\n")
 	}
 	if ph.pragmaNoCache && !ph.hasCacheControl {
@@ -127,24 +127,6 @@ func hopByHopName(k []byte) bool {
 	for _, h := range hopByHop {
 		if bytes.EqualFold(k, []byte(h)) {
 			return true
-		}
-	}
-	return false
-}
-
-var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// listedName reports whether the Connection values conn name the field k,
-// as connectionListed does for a canonical name.
-func listedName(conn []string, k []byte) bool {
-	for _, v := range conn {
-		for v != "" {
-			var tok string
-			tok, v, _ = cutByte(v, ',')
-			if tok = textproto.TrimString(tok); tok != "" && bytes.EqualFold([]byte(tok), k) {
-				return true
-			}
 		}
 	}
 	return false
