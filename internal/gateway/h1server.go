@@ -74,6 +74,12 @@ func newH1Server(g *Gateway, ctx context.Context, next *http.Server, handoff *ha
 // Serve accepts connections from ln until it is closed, as http.Server.Serve.
 func (s *h1Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.shutting.Load() {
+		// Shutdown or Close ran before Serve: ln would never be closed.
+		s.mu.Unlock()
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
 	s.ln = ln
 	s.mu.Unlock()
 	var delay time.Duration

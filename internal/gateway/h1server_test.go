@@ -434,3 +434,30 @@ func TestHandOffReason(t *testing.T) {
 		t.Errorf("nil head: %q", got)
 	}
 }
+
+// TestLoopShutdownBeforeServe: a loop shut down before its Serve began
+// (a gateway stopped right after it started) returns from Serve at once
+// and closes the listener, as http.Server does, instead of accepting
+// forever.
+func TestLoopShutdownBeforeServe(t *testing.T) {
+	s := newH1Server(New(Options{}), context.Background(), &http.Server{}, newHandoffListener(nil))
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	select {
+	case err := <-served:
+		if !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v, want http.ErrServerClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		_ = ln.Close()
+		t.Fatal("Serve still accepting 5 s after Shutdown")
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the listener still accepts connections")
+	}
+}
