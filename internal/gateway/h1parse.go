@@ -285,7 +285,10 @@ func scanResponse(bc *backendConn, r *http.Request) (*plainHead, bool) {
 	}
 	ph := &bc.plain
 	*ph = plainHead{head: buf[:end+2], n: end + 4, code: code, length: -1}
-	_, rest := cutLine(ph.head)
+	status, rest := cutLine(ph.head)
+	if bytes.IndexByte(status, '\r') >= 0 {
+		return nil, false // a bare CR: net/http reads it into the code or reason
+	}
 	pragma := false
 	for len(rest) > 0 {
 		var l []byte
