@@ -40,7 +40,10 @@ type connPool struct {
 // backendConn is one connection to a backend with its buffers.
 type backendConn struct {
 	c net.Conn
-	// head sits between c and br: it caps and scans response heads.
+	// io is under bw and head: c, with a request head sent by the read
+	// of its response.
+	io backendIO
+	// head sits between io and br: it caps and scans response heads.
 	head headReader
 	br   *bufio.Reader
 	bw   *bufio.Writer
@@ -147,10 +150,13 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 	if err != nil {
 		return nil, false, err
 	}
-	bc = &backendConn{c: c, head: headReader{c: c, left: -1}, bw: bufio.NewWriterSize(c, 4<<10), rdl: readDeadline{c: c}}
+	bc = &backendConn{c: c, rdl: readDeadline{c: c}}
+	bc.probe = newProber(c)
+	bc.io = backendIO{c: c, probe: bc.probe}
+	bc.head = headReader{r: &bc.io, left: -1}
+	bc.bw = bufio.NewWriterSize(&bc.io, 4<<10)
 	bc.br = bufio.NewReaderSize(&bc.head, 4<<10)
 	bc.abort = func() { _ = c.Close() }
-	bc.probe = newProber(c)
 	return bc, false, nil
 }
 

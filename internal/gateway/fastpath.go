@@ -187,7 +187,7 @@ func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*htt
 		hc.allowWatch() // the body is read: the connection loop may watch the client
 	}
 	bc.rdl.in(g.opts.ResponseHeaderTimeout)
-	if bc.br.Buffered() == 0 {
+	if bc.br.Buffered() == 0 && len(bc.io.pending) == 0 {
 		runtime.Gosched()
 	}
 	if _, err := bc.br.Peek(1); err != nil {
@@ -282,6 +282,11 @@ func return1xx(w http.ResponseWriter, res *http.Response) {
 // from the client is a *clientError.
 func (g *Gateway) writeRequest(bc *backendConn, w *recorder, r *http.Request) error {
 	bw := bc.bw
+	if r.ContentLength == 0 {
+		// Sent by the read of the response (backendIO).
+		bc.io.deferring = true
+		defer func() { bc.io.deferring = false }()
+	}
 	writeRequestHead(bw, r)
 	if n := r.ContentLength; n > 0 {
 		buf := g.buffers.Get()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -195,7 +196,7 @@ func (e errHeadTooLarge) Error() string {
 // MaxResponseHeaderBytes does (the bufio.Reader may read a little of the body
 // along, which counts too), and scans them.
 type headReader struct {
-	c net.Conn
+	r io.Reader
 	// left is how many bytes may still be read before the heads end; -1
 	// outside heads.
 	left  int64
@@ -212,7 +213,7 @@ func (h *headReader) stop() { h.left = -1 }
 
 func (h *headReader) Read(p []byte) (int, error) {
 	if h.left < 0 {
-		return h.c.Read(p)
+		return h.r.Read(p)
 	}
 	if h.left == 0 {
 		return 0, errHeadTooLarge(h.limit)
@@ -220,7 +221,7 @@ func (h *headReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > h.left {
 		p = p[:h.left]
 	}
-	n, err := h.c.Read(p)
+	n, err := h.r.Read(p)
 	h.left -= int64(n)
 	h.scan.feed(p[:n])
 	return n, err
