@@ -112,7 +112,8 @@
 // Plain request/response exchanges from HTTP/1.x and HTTP/2 clients to HTTP/1.1
 // backends take a fast path: the gateway's own
 // pool of HTTP/1.1 connections per endpoint address (a mutex per pool, no global
-// lock), the request head written by hand, a plain response head scanned in
+// lock), the request head written by hand (without a body, by the read that
+// waits for the response, once the poller is armed), a plain response head scanned in
 // the connection's buffer and parsed as http.ReadResponse would (any other read
 // by http.ReadResponse). Everything else goes through httputil.ReverseProxy and
 // http.Transport: protocol upgrades (WebSocket), CONNECT, Expect, TE, request
