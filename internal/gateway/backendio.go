@@ -32,6 +32,9 @@ func (b *backendIO) Read(p []byte) (int, error) {
 	}
 	out := b.pending
 	b.pending = b.pending[:0]
+	if cap(out) > 64<<10 {
+		b.pending = nil // an unusually large head: not kept for the connection's life
+	}
 	if b.probe != nil {
 		n, unsent, err := b.probe.writeRead(out, p)
 		if unsent == nil {
