@@ -41,7 +41,7 @@ type connPool struct {
 type backendConn struct {
 	c net.Conn
 	// io is under bw and head: c, with a request head sent by the read
-	// of its response.
+	// of its response; its probe checks c before reuse.
 	io backendIO
 	// head sits between io and br: it caps and scans response heads.
 	head headReader
@@ -49,8 +49,6 @@ type backendConn struct {
 	bw   *bufio.Writer
 	// abort closes c; made once so that registering it allocates nothing.
 	abort func()
-	// probe checks c before reuse.
-	probe *prober
 	// idleSince is when it was returned to the pool.
 	idleSince time.Time
 	// rdl is c's read deadline.
@@ -141,7 +139,7 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 		if !bc.rdl.at.IsZero() && !now.Before(bc.rdl.at) {
 			bc.rdl.clear() // a past deadline fails the probe
 		}
-		if now.Sub(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && bc.probe.alive() {
+		if now.Sub(bc.idleSince) < p.idleTimeout && bc.br.Buffered() == 0 && bc.io.probe.alive() {
 			return bc, true, nil
 		}
 		bc.close()
@@ -151,8 +149,7 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 		return nil, false, err
 	}
 	bc = &backendConn{c: c, rdl: readDeadline{c: c}}
-	bc.probe = newProber(c)
-	bc.io = backendIO{c: c, probe: bc.probe}
+	bc.io = backendIO{c: c, probe: newProber(c)}
 	bc.head = headReader{r: &bc.io, left: -1}
 	bc.bw = bufio.NewWriterSize(&bc.io, 4<<10)
 	bc.br = bufio.NewReaderSize(&bc.head, 4<<10)
