@@ -22,7 +22,8 @@
 //     to the backends), h2load instead of wrk (-m1: one stream in flight per
 //     connection, as wrk's one request), against "haproxy h2";
 //   - "fledge GOGC=400 GOMAXPROCS=1": the gateway on one P (the others
-//     inherit GOMAXPROCS from the environment).
+//     inherit GOMAXPROCS from the environment), and "haproxy nbthread=1",
+//     its counterpart, against which it is compared when both run.
 //
 // Before measuring, 100 sequential requests through each proxy must carry
 // exactly w canary (v2) answers. Then every round runs every variant once
@@ -100,7 +101,11 @@ type config struct {
 
 // allVariants are the variants known, in report order.
 var allVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "direct",
-	"haproxy TLS", "fledge TLS GOGC=400", "haproxy h2", "fledge h2 GOGC=400", "fledge GOGC=400 GOMAXPROCS=1"}
+	"haproxy TLS", "fledge TLS GOGC=400", "haproxy h2", "fledge h2 GOGC=400", "fledge GOGC=400 GOMAXPROCS=1", haproxyOneThread, floorVariant}
+
+// haproxyOneThread is HAProxy with one thread, the counterpart of the
+// gateway on one P.
+const haproxyOneThread = "haproxy nbthread=1"
 
 // defaultVariants are run without -variants.
 var defaultVariants = []string{"haproxy", "fledge", "fledge GOGC=400", "direct"}
@@ -111,6 +116,12 @@ func main() {
 		case "gateway":
 			if err := runGateway(os.Args[2:]); err != nil {
 				fmt.Fprintln(os.Stderr, "benchgateway gateway:", err)
+				os.Exit(1)
+			}
+			return
+		case "floor":
+			if err := runFloor(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "benchgateway floor:", err)
 				os.Exit(1)
 			}
 			return
@@ -304,7 +315,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	for _, name := range cfg.variants {
 		var t target
 		switch name {
-		case "haproxy", "haproxy TLS", "haproxy h2":
+		case "haproxy", "haproxy TLS", "haproxy h2", haproxyOneThread:
 			pem := ""
 			if strings.Contains(name, "TLS") || strings.Contains(name, "h2") {
 				pem = certs.pem
@@ -316,7 +327,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			defer p.stop()
 			t = target{name: name, url: p.url + requestPath, pid: p.pid()}
 		case "fledge", "fledge GOGC=400", "fledge GOGC=400 DisableFastPath", "baseline GOGC=400", "fledge TLS GOGC=400", "fledge h2 GOGC=400",
-			"fledge GOGC=400 GOMAXPROCS=1":
+			"fledge GOGC=400 GOMAXPROCS=1", floorVariant:
 			gogc := ""
 			if strings.Contains(name, "GOGC=400") {
 				gogc = "400"

@@ -127,14 +127,14 @@ func freePort() (int, error) {
 // haproxyConfig splits (100-weight)/weight between stable and canary by
 // roundrobin, on 127.0.0.1:port.
 // With pem set (certificate and key), it terminates TLS, offering h2 and
-// http/1.1 by ALPN as the gateway does.
-func haproxyConfig(port int, stable, canary netip.AddrPort, weight int, pem string) string {
+// http/1.1 by ALPN as the gateway does. threads is HAProxy's nbthread.
+func haproxyConfig(port int, stable, canary netip.AddrPort, weight int, pem string, threads int) string {
 	bind := fmt.Sprintf("127.0.0.1:%d", port)
 	if pem != "" {
 		bind += " ssl crt " + pem + " alpn h2,http/1.1"
 	}
 	return fmt.Sprintf(`global
-    nbthread 2
+    nbthread %d
     maxconn 4096
 
 defaults
@@ -153,7 +153,16 @@ backend error-page
     balance roundrobin
     server v1 %s weight %d
     server v2 %s weight %d
-`, bind, stable, 100-weight, canary, weight)
+`, threads, bind, stable, 100-weight, canary, weight)
+}
+
+// haproxyThreads is the nbthread of HAProxy variant name: 1 for
+// "haproxy nbthread=1", else 2 (one per core of the benchmark machine).
+func haproxyThreads(name string) int {
+	if name == haproxyOneThread {
+		return 1
+	}
+	return 2
 }
 
 // startHAProxy runs HAProxy in the foreground (-db) and waits until it proxies.
@@ -166,7 +175,7 @@ func startHAProxy(ctx context.Context, dir, name string, stable, canary netip.Ad
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(port, stable, canary, weight, pem)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(port, stable, canary, weight, pem, haproxyThreads(name))), 0o644); err != nil {
 		return nil, err
 	}
 	c, err := startChild(name, dir, exec.Command("haproxy", "-db", "-f", cfgPath))
@@ -222,6 +231,9 @@ func startGateway(ctx context.Context, dir, name, bin string, stable, canary net
 	cmd := exec.Command(self, "gateway",
 		"-stable", stable.String(), "-canary", canary.String(), "-weight", strconv.Itoa(weight),
 		"-disable-fast-path="+strconv.FormatBool(disableFastPath))
+	if name == floorVariant {
+		cmd.Args = []string{self, "floor", "-stable", stable.String(), "-canary", canary.String(), "-weight", strconv.Itoa(weight)}
+	}
 	if tc != nil {
 		cmd.Args = append(cmd.Args, "-tls-cert", tc.cert, "-tls-key", tc.key)
 	}

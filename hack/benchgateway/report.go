@@ -112,7 +112,7 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d |\n", name,
 			num(median(perRound(ss, func(s sample) float64 { return s.rps })), "%.0f"),
-			ratio(haproxyOf(name)), ratio("direct"),
+			ratio(haproxyOf(name, results)), ratio("direct"),
 			num(median(perRound(ss, func(s sample) float64 { return ms(s.p99) })), "%.2f"),
 			num(median(perRound(ss, sample.cpuPerRequest)), "%.1f"),
 			num(median(perRound(ss, sample.allocsPerRequest)), "%.1f"),
@@ -140,8 +140,12 @@ func report(w io.Writer, cfg config, m machine, results map[string][]sample) {
 }
 
 // haproxyOf is the HAProxy variant a variant is compared with: "haproxy TLS"
-// for the TLS ones, "haproxy h2" for the h2 ones.
-func haproxyOf(name string) string {
+// for the TLS ones, "haproxy h2" for the h2 ones, "haproxy nbthread=1" for
+// the gateway on one P when that variant ran (else "haproxy").
+func haproxyOf[T any](name string, results map[string]T) string {
+	if _, ok := results[haproxyOneThread]; ok && strings.Contains(name, "GOMAXPROCS=1") {
+		return haproxyOneThread
+	}
 	if strings.Contains(name, "h2") {
 		return "haproxy h2"
 	}
