@@ -61,6 +61,7 @@ func newGatewayCommand() *cobra.Command {
 	f.DurationVar(&opts.ShutdownDelay, "shutdown-delay", 0, "keep serving this long after /readyz turns 503 on shutdown")
 	f.BoolVar(&opts.AccessLog, "access-log", false, "log every request (method, host, path, status, backend, duration, client) as JSON; for debugging")
 	f.IntVar(&opts.AccessLogSample, "access-log-sample", 1, "with --access-log, log only every Nth request")
+	f.BoolVar(&opts.DisableEventLoops, "disable-event-loops", false, "serve the plain HTTP listener with a goroutine per client connection instead of one epoll event loop per CPU (Linux); a kill switch, both serve the same way")
 	f.BoolVar(&opts.DisableFastPath, "disable-fast-path", false, "serve every client connection with net/http's server and proxy every request with net/http/httputil.ReverseProxy (kill switch of the HTTP/1.1 connection loop and fast path)")
 	// Backends.
 	f.DurationVar(&opts.DialTimeout, "dial-timeout", 5*time.Second, "timeout of connecting to a backend (then 502)")

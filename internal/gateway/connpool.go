@@ -148,13 +148,18 @@ func (p *connPool) get(ctx context.Context) (bc *backendConn, reused bool, err e
 	if err != nil {
 		return nil, false, err
 	}
-	bc = &backendConn{c: c, rdl: readDeadline{c: c}}
+	return newBackendConn(c), false, nil
+}
+
+// newBackendConn returns a backend connection over c with its buffers.
+func newBackendConn(c net.Conn) *backendConn {
+	bc := &backendConn{c: c, rdl: readDeadline{c: c}}
 	bc.io = backendIO{c: c, probe: newProber(c)}
 	bc.head = headReader{r: &bc.io, left: -1}
 	bc.bw = bufio.NewWriterSize(&bc.io, 4<<10)
 	bc.br = bufio.NewReaderSize(&bc.head, 4<<10)
 	bc.abort = func() { _ = c.Close() }
-	return bc, false, nil
+	return bc
 }
 
 // put returns a connection whose last response was read completely and
@@ -240,4 +245,11 @@ func (p *connPool) close() {
 	p.closed = true
 	p.mu.Unlock()
 	p.closeIdle()
+}
+
+// isClosed reports whether the endpoint left the table.
+func (p *connPool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }

@@ -133,42 +133,54 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 			g.fastError(w, r, tg, err)
 			return
 		}
-		// A client that goes away closes the backend connection, which ends
-		// the exchange (waiting for the response or copying its body). The
-		// connection loop tells it directly; under net/http's server, the
-		// request's context does.
-		gone := abortOnGone(ctx, w, bc)
-		res, ph, conn, err := g.roundTrip(bc, w, r)
+		err = g.exchange(w, r, tg, bc, false, true)
 		if err == nil {
-			var reusable, closing bool
-			if hw := throughWriter(w, ph); hw != nil {
-				if int64(bc.br.Buffered()-ph.n) < ph.length {
-					bc.rdl.clear() // the body is read as it comes: a stream may idle
-				}
-				reusable, closing = g.writeThrough(w, hw, r, bc, ph, conn), ph.close
-			} else {
-				if ph != nil {
-					res = ph.response(bc, r)
-				}
-				if res.ContentLength < 0 || int64(bc.br.Buffered()) < res.ContentLength {
-					bc.rdl.clear()
-				}
-				reusable, closing = g.writeResponse(w, r, bc, res, conn), res.Close
-			}
-			if gone.release() && reusable && !closing {
-				tg.pool.put(bc)
-			} else {
-				bc.close()
-			}
 			return
 		}
-		gone.release()
-		bc.close()
 		if !(reused && replayable && errors.Is(err, errNoResponse)) || ctx.Err() != nil {
 			g.fastError(w, r, tg, err)
 			return
 		}
 	}
+}
+
+// exchange sends r on bc, unless sent (it is on its way already), and
+// answers w with the response. It returns the error of an exchange that got
+// no response head: bc is then closed and w not answered. After a
+// response, bc goes back to tg's pool when keep and when it may be reused.
+func (g *Gateway) exchange(w *recorder, r *http.Request, tg *target, bc *backendConn, sent, keep bool) error {
+	// A client that goes away closes the backend connection, which ends
+	// the exchange (waiting for the response or copying its body). The
+	// connection loop tells it directly; under net/http's server, the
+	// request's context does.
+	gone := abortOnGone(r.Context(), w, bc)
+	res, ph, conn, err := g.roundTrip(bc, w, r, sent)
+	if err != nil {
+		gone.release()
+		bc.close()
+		return err
+	}
+	var reusable, closing bool
+	if hw := throughWriter(w, ph); hw != nil {
+		if int64(bc.br.Buffered()-ph.n) < ph.length {
+			bc.rdl.clear() // the body is read as it comes: a stream may idle
+		}
+		reusable, closing = g.writeThrough(w, hw, r, bc, ph, conn), ph.close
+	} else {
+		if ph != nil {
+			res = ph.response(bc, r)
+		}
+		if res.ContentLength < 0 || int64(bc.br.Buffered()) < res.ContentLength {
+			bc.rdl.clear()
+		}
+		reusable, closing = g.writeResponse(w, r, bc, res, conn), res.Close
+	}
+	if gone.release() && reusable && !closing && keep {
+		tg.pool.put(bc)
+	} else {
+		bc.close()
+	}
+	return nil
 }
 
 // roundTrip writes r on bc and reads the response head, passing 1xx
@@ -177,11 +189,13 @@ func (g *Gateway) forward(w *recorder, r *http.Request, tg *target) {
 // yet consumed when scanResponse accepts it, else as read by
 // http.ReadResponse, and the values of its Connection header, which
 // http.ReadResponse may have deleted.
-func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request) (*http.Response, *plainHead, []string, error) {
+func (g *Gateway) roundTrip(bc *backendConn, w *recorder, r *http.Request, sent bool) (*http.Response, *plainHead, []string, error) {
 	bc.head.start(g.opts.MaxResponseHeaderBytes)
 	defer bc.head.stop()
-	if err := g.writeRequest(bc, w, r); err != nil {
-		return nil, nil, nil, err
+	if !sent {
+		if err := g.writeRequest(bc, w, r); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if hc := loopConn(w); hc != nil && r.ContentLength > 0 {
 		hc.allowWatch() // the body is read: the connection loop may watch the client

@@ -60,6 +60,9 @@ type Gateway struct {
 	// updated, when set (by tests), receives a signal after each table swap
 	// without blocking.
 	updated chan struct{}
+	// events holds the event loops' server of the plain listener (a
+	// server) while they serve it; tests read it.
+	events atomic.Value
 }
 
 // New returns a Gateway serving nothing (503) until its first Update.
@@ -188,13 +191,22 @@ func (g *Gateway) ServeListeners(ctx context.Context, ls Listeners) error {
 	// Proxies first: metrics stay up while they drain.
 	proxyHandoff := newHandoffListener(proxyLn.Addr())
 	proxyLoop := newH1Server(g, base, proxy, proxyHandoff)
-	servers := []server{proxyLoop, proxy, admin}
+	// On Linux, event loops serve the plain listener (accepting, bounding
+	// and checking the framing themselves) and hand to proxyLoop what they
+	// do not serve.
+	var proxyServer server = proxyLoop
+	var proxyServeLn net.Listener = proxyLn
+	if ev := g.newEventServer(proxyLoop, fo, ls.HTTP, logger); ev != nil {
+		proxyServer, proxyServeLn = ev, ls.HTTP
+		g.events.Store(ev)
+	}
+	servers := []server{proxyServer, proxy, admin}
 	type served struct {
 		s    server
 		ln   net.Listener
 		name string
 	}
-	all := []served{{proxyLoop, proxyLn, "proxy"}, {proxy, proxyHandoff, "proxy (net/http)"}, {admin, adminLn, "metrics"}}
+	all := []served{{proxyServer, proxyServeLn, "proxy"}, {proxy, proxyHandoff, "proxy (net/http)"}, {admin, adminLn, "metrics"}}
 	if ls.HTTPS != nil {
 		// The connections are decrypted by tlsListener; HTTP/2 on them is
 		// served as on h2c.
@@ -203,7 +215,7 @@ func (g *Gateway) ServeListeners(ctx context.Context, ls Listeners) error {
 			func(err error) { logger.V(1).Info("TLS handshake failed", "error", err.Error()) })
 		httpsHandoff := newHandoffListener(httpsLn.Addr())
 		httpsLoop := newH1Server(g, base, https, httpsHandoff)
-		servers = []server{proxyLoop, httpsLoop, proxy, https, admin}
+		servers = []server{proxyServer, httpsLoop, proxy, https, admin}
 		all = append(all, served{httpsLoop, httpsLn, "https"}, served{https, httpsHandoff, "https (net/http)"})
 	}
 	errc := make(chan error, len(all))

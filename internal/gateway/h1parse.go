@@ -29,6 +29,20 @@ import (
 // request's header values stay valid until the next request of the
 // connection; its strings stay valid as long as they are referenced.
 func (hc *h1Conn) parseRequest(head []byte) (*http.Request, bool) {
+	r, ok := hc.parse(head)
+	if !ok {
+		return nil, false
+	}
+	hc.body.reset(hc.br, r.ContentLength)
+	if r.ContentLength > 0 {
+		r.Body = &hc.body
+	}
+	return r, true
+}
+
+// parse parses head as parseRequest does, the body left to the caller
+// (r.Body is http.NoBody).
+func (hc *requestParser) parse(head []byte) (*http.Request, bool) {
 	s := string(head[:len(head)-2]) // without the final empty line
 	line, rest := cutLine(s)
 	method, line, _ := cutByte(line, ' ')
@@ -92,10 +106,6 @@ func (hc *h1Conn) parseRequest(head []byte) (*http.Request, bool) {
 		if r.ContentLength = parseLength(-1, cl[0]); r.ContentLength < 0 {
 			return nil, false // handOffReason refuses these
 		}
-	}
-	hc.body.reset(hc.br, r.ContentLength)
-	if r.ContentLength > 0 {
-		r.Body = &hc.body
 	}
 	return r, true
 }
@@ -274,20 +284,29 @@ func scanResponse(bc *backendConn, r *http.Request) (*plainHead, bool) {
 		return nil, false
 	}
 	buf, _ := bc.br.Peek(bc.br.Buffered())
+	if !bc.plain.scan(buf) {
+		return nil, false
+	}
+	return &bc.plain, true
+}
+
+// scan sets ph from the response head at the start of buf (the response
+// to a request other than HEAD) and reports whether it is a plainHead;
+// ph.head then points into buf.
+func (ph *plainHead) scan(buf []byte) bool {
 	end := bytes.Index(buf, crlfcrlf)
 	if end < 0 || len(buf) < len("HTTP/1.1 200\r\n") || string(buf[:9]) != "HTTP/1.1 " {
-		return nil, false
+		return false
 	}
 	code := statusCode(buf[:12])
 	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified ||
 		(buf[12] != ' ' && buf[12] != '\r') {
-		return nil, false
+		return false
 	}
-	ph := &bc.plain
 	*ph = plainHead{head: buf[:end+2], n: end + 4, code: code, length: -1}
 	status, rest := cutLine(ph.head)
 	if bytes.IndexByte(status, '\r') >= 0 {
-		return nil, false // a bare CR: net/http reads it into the code or reason
+		return false // a bare CR: net/http reads it into the code or reason
 	}
 	pragma := false
 	for len(rest) > 0 {
@@ -295,18 +314,18 @@ func scanResponse(bc *backendConn, r *http.Request) (*plainHead, bool) {
 		l, rest = cutLine(rest)
 		k, v, ok := bytes.Cut(l, colon)
 		if !ok || !validFieldName(k) || !validFieldValue(v) || bytes.IndexByte(v, '\r') >= 0 {
-			return nil, false
+			return false
 		}
 		v = textproto.TrimBytes(v)
 		switch {
 		case bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Trailer")):
-			return nil, false
+			return false
 		case bytes.EqualFold(k, []byte("Content-Length")):
 			if ph.length != -1 {
-				return nil, false
+				return false
 			}
 			if ph.length = parseLength(-1, v); ph.length < 0 {
-				return nil, false
+				return false
 			}
 		case bytes.EqualFold(k, []byte("Content-Type")):
 			ph.hasType = true
@@ -327,9 +346,9 @@ func scanResponse(bc *backendConn, r *http.Request) (*plainHead, bool) {
 		}
 	}
 	if ph.length < 0 {
-		return nil, false
+		return false
 	}
-	return ph, true
+	return true
 }
 
 // throughOK reports whether writing ph through gives the client what

@@ -63,7 +63,7 @@ func checkParseRequest(t *testing.T, head string) bool {
 	if handOffReason([]byte(head)) != "" {
 		return false
 	}
-	hc := &h1Conn{remote: "192.0.2.1:1234", header: http.Header{}}
+	hc := &h1Conn{requestParser: requestParser{remote: "192.0.2.1:1234", header: http.Header{}}}
 	hc.br = bufio.NewReader(strings.NewReader(head))
 	hc.req, hc.reqBase = new(http.Request), new(http.Request).WithContext(t.Context())
 	got, ok := hc.parseRequest([]byte(head))
@@ -122,7 +122,7 @@ func urlFields(u *url.URL) url.URL {
 // first one's headers, and values handed out for the first are not
 // overwritten by the second.
 func TestParseRequestReuse(t *testing.T) {
-	hc := &h1Conn{header: http.Header{}}
+	hc := &h1Conn{requestParser: requestParser{header: http.Header{}}}
 	hc.req, hc.reqBase = new(http.Request), new(http.Request).WithContext(t.Context())
 	first := "GET /one?x=1 HTTP/1.1\r\nHost: web.example\r\nX-A: 1\r\nX-B: 2\r\n\r\n"
 	r, ok := hc.parseRequest([]byte(first))

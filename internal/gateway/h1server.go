@@ -102,7 +102,7 @@ func (s *h1Server) Serve(ln net.Listener) error {
 		if hc == nil {
 			continue
 		}
-		go hc.serve()
+		go hc.serve(nil)
 	}
 }
 
@@ -165,7 +165,7 @@ func (s *h1Server) newConn(c net.Conn) *h1Conn {
 		s.handoff.give(c)
 		return nil
 	}
-	hc := &h1Conn{s: s, c: c, remote: c.RemoteAddr().String(), rdl: readDeadline{c: c}}
+	hc := &h1Conn{s: s, c: c, requestParser: requestParser{remote: c.RemoteAddr().String()}, rdl: readDeadline{c: c}}
 	if sc, ok := c.(*tlsServedConn); ok {
 		hc.tls = &sc.state
 		if sc.state.NegotiatedProtocol == "h2" {
@@ -192,10 +192,12 @@ func (s *h1Server) forget(hc *h1Conn) {
 
 // h1Conn is one client connection served by the loop.
 type h1Conn struct {
-	s      *h1Server
-	c      net.Conn
-	remote string
-	tls    *tls.ConnectionState
+	s *h1Server
+	c net.Conn
+	// The request being served is parsed by parseRequest into the
+	// connection's reused objects (requestParser); body is its body.
+	requestParser
+	body countedBody
 	// idle: waiting for the next request (Shutdown may close it).
 	idle atomic.Bool
 
@@ -224,14 +226,19 @@ type h1Conn struct {
 	// holds watchMu.
 	rdl readDeadline
 	wdl time.Time
-	// The request being served, parsed by parseRequest: req is reset
-	// from reqBase (which holds the connection's context) for each one,
-	// url, header and vals are reused.
+}
+
+// requestParser is what parsing a connection's request heads reuses: req
+// is reset from reqBase (which holds the connection's context) for each
+// request; url, header and vals are reused. remote and tls are the
+// connection's.
+type requestParser struct {
+	remote       string
+	tls          *tls.ConnectionState
 	req, reqBase *http.Request
 	url          url.URL
 	header       http.Header
 	vals         []string
-	body         countedBody
 }
 
 var h1Readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, h1BufferSize) }}
@@ -248,7 +255,10 @@ func (hc *h1Conn) Read(p []byte) (int, error) {
 	return hc.c.Read(p)
 }
 
-func (hc *h1Conn) serve() {
+// serve serves the connection until it ends or is handed to net/http's
+// server; x, when not nil, is the exchange an event loop handed on with the
+// connection, served first.
+func (hc *h1Conn) serve(x *resumed) {
 	g := hc.s.g
 	hc.ctx, hc.cancel = context.WithCancel(hc.s.ctx)
 	hc.br = h1Readers.Get().(*bufio.Reader)
@@ -271,7 +281,15 @@ func (hc *h1Conn) serve() {
 		hc.bw.Reset(nil)
 		h1Writers.Put(hc.bw)
 	}()
-	for first := true; ; first = false {
+	first := true
+	if x != nil {
+		r, ok := hc.parseRequest(x.head)
+		if !ok || !hc.serveRequest(r, x) {
+			return // !ok: the loop parsed the same head; never
+		}
+		first = false
+	}
+	for ; ; first = false {
 		hc.idle.Store(true)
 		if hc.s.shutting.Load() {
 			return
@@ -306,7 +324,7 @@ func (hc *h1Conn) serve() {
 			return
 		}
 		_, _ = hc.br.Discard(len(head))
-		if !hc.serveRequest(r) {
+		if !hc.serveRequest(r, nil) {
 			return
 		}
 	}
@@ -358,9 +376,10 @@ func (hc *h1Conn) handOff() bool {
 	return hc.s.handoff.give(c)
 }
 
-// serveRequest serves r, the request parsed from the head just consumed;
-// it reports whether the connection serves another.
-func (hc *h1Conn) serveRequest(r *http.Request) (keep bool) {
+// serveRequest serves r, the request parsed from the head just consumed
+// (the exchange x when not nil); it reports whether the connection serves
+// another.
+func (hc *h1Conn) serveRequest(r *http.Request, x *resumed) (keep bool) {
 	g := hc.s.g
 	// The deadline of the head stands until the body is read (which sets
 	// its own) or the watch starts (which lifts it).
@@ -376,7 +395,11 @@ func (hc *h1Conn) serveRequest(r *http.Request) (keep bool) {
 			}
 		}
 	}()
-	g.ServeHTTP(w, r)
+	if x != nil {
+		g.serveResumed(w, r, x)
+	} else {
+		g.ServeHTTP(w, r)
+	}
 	hc.disarmWatch()
 	if hc.gone {
 		return false

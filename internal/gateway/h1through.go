@@ -60,7 +60,13 @@ func (w *h1Writer) writeThroughHead(ph *plainHead, conn []string) {
 		w.closeAfter = true
 	}
 	bw := hc.bw
-	w.writeStatusLine(ph.code)
+	bw.Write(appendThroughHead(bw.AvailableBuffer(), ph, conn, w.closeAfter))
+}
+
+// appendThroughHead appends the head written through for ph (see
+// writeThroughHead) to dst, with Connection: close when closeAfter.
+func appendThroughHead(dst []byte, ph *plainHead, conn []string, closeAfter bool) []byte {
+	dst = appendStatusLine(dst, ph.code)
 	_, rest := cutLine(ph.head)
 	for len(rest) > 0 {
 		var l []byte
@@ -70,26 +76,26 @@ func (w *h1Writer) writeThroughHead(ph *plainHead, conn []string) {
 			continue
 		}
 		if isCanonical(k) {
-			bw.Write(k)
+			dst = append(dst, k...)
 		} else {
-			bw.WriteString(textproto.CanonicalMIMEHeaderKey(string(k)))
+			dst = append(dst, textproto.CanonicalMIMEHeaderKey(string(k))...)
 		}
-		bw.WriteString(": ")
-		bw.Write(textproto.TrimBytes(v))
-		bw.WriteString("\r\n")
+		dst = append(dst, ": "...)
+		dst = append(dst, textproto.TrimBytes(v)...)
+		dst = append(dst, "\r\n"...)
 	}
 	if ph.pragmaNoCache && !ph.hasCacheControl {
-		bw.WriteString("Cache-Control: no-cache\r\n")
+		dst = append(dst, "Cache-Control: no-cache\r\n"...)
 	}
-	if w.closeAfter {
-		bw.WriteString("Connection: close\r\n")
+	if closeAfter {
+		dst = append(dst, "Connection: close\r\n"...)
 	}
 	if !ph.hasDate {
-		bw.WriteString("Date: ")
-		bw.Write(httpDate())
-		bw.WriteString("\r\n")
+		dst = append(dst, "Date: "...)
+		dst = append(dst, httpDate()...)
+		dst = append(dst, "\r\n"...)
 	}
-	bw.WriteString("\r\n")
+	return append(dst, "\r\n"...)
 }
 
 // copyThrough copies the n bytes of a body from src to the client's

@@ -315,16 +315,22 @@ func (w *h1Writer) writeHead(p []byte) {
 
 func (w *h1Writer) writeStatusLine(code int) {
 	bw := w.hc.bw
-	bw.WriteString("HTTP/1.1 ")
-	bw.Write(strconv.AppendInt(w.num[:0], int64(code), 10))
+	bw.Write(appendStatusLine(bw.AvailableBuffer(), code))
+}
+
+// appendStatusLine appends the status line of code, as net/http's server
+// writes it, to dst.
+func appendStatusLine(dst []byte, code int) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
 	if text := http.StatusText(code); text != "" {
-		bw.WriteByte(' ')
-		bw.WriteString(text)
+		dst = append(dst, ' ')
+		dst = append(dst, text...)
 	} else {
-		bw.WriteString(" status code ")
-		bw.Write(strconv.AppendInt(w.num[:0], int64(code), 10))
+		dst = append(dst, " status code "...)
+		dst = strconv.AppendInt(dst, int64(code), 10)
 	}
-	bw.WriteString("\r\n")
+	return append(dst, "\r\n"...)
 }
 
 // writeHeaders writes the handler's headers, sorted by name, without the

@@ -86,6 +86,11 @@ type Options struct {
 	// path is meant to behave identically for the requests it takes, at about
 	// half the CPU cost.
 	DisableFastPath bool
+	// DisableEventLoops serves the plain HTTP listener with the connection
+	// loop (a goroutine per client connection) instead of event loops (one
+	// epoll loop per P, Linux only; see evloop_linux.go). A kill switch:
+	// both serve the same requests the same way.
+	DisableEventLoops bool
 }
 
 func (o Options) withDefaults() Options {

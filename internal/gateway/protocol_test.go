@@ -133,7 +133,15 @@ type protocolClient struct {
 // ways, X-Forwarded-* replaced, response trailers passed on, streamed bodies
 // flushed, the gateway's own 404/502/503, WebSocket (HTTP/1.1 Upgrade, also
 // over TLS), and requests in flight finishing while the gateway drains.
+//
+// The plain listener's HTTP/1.1 clients are served by the event loops
+// (Linux), and in a second run by the connection loop alone.
 func TestProtocols(t *testing.T) {
+	t.Run("event loops", func(t *testing.T) { testProtocols(t, false) })
+	t.Run("connection loop", func(t *testing.T) { testProtocols(t, true) })
+}
+
+func testProtocols(t *testing.T, disableEventLoops bool) {
 	ca := newTestCA(t)
 	hosts := []string{"web.example", "down.example", "empty.example", "nobody.example"}
 	crt, key := ca.issueNames(t, hosts, 7)
@@ -141,7 +149,7 @@ func TestProtocols(t *testing.T) {
 	svc, slices := backendObjects(t, "web-stable", be.addr)
 	downSvc, downSlices := backendObjects(t, "down-stable", refusedAddr(t))
 	emptySvc := service("empty-stable")
-	g := New(Options{H2C: true, DrainTimeout: 10 * time.Second})
+	g := New(Options{H2C: true, DrainTimeout: 10 * time.Second, DisableEventLoops: disableEventLoops})
 	g.Update(t.Context(), Objects{
 		TrafficRoutes: []*fledgev1.TrafficRoute{
 			trafficRoute("web", "web.example", withTLS("all-tls")),

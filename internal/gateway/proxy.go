@@ -96,6 +96,37 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// resumed is an exchange an event loop started and hands on with the
+// client connection: head, a bodiless GET request, was sent to tg (chosen
+// for b, its in-flight count taken) at start; bc holds the response bytes
+// read so far, or err says why none came.
+type resumed struct {
+	head  []byte
+	b     *backend
+	tg    *target
+	bc    *backendConn
+	err   error
+	start time.Time
+}
+
+// serveResumed answers r, the request of x, as ServeHTTP does once it has
+// sent r to x.tg. bc is not reused afterwards.
+func (g *Gateway) serveResumed(w http.ResponseWriter, r *http.Request, x *resumed) {
+	send := g.sendDeadline(w)
+	send.extend()
+	rec := g.recorder(w, r, send)
+	rec.service = x.b.service
+	defer func() { g.observe(r, x.b, rec, x.start) }()
+	defer x.tg.inflight.Add(-1)
+	err := x.err
+	if err == nil {
+		err = g.exchange(rec, r, x.tg, x.bc, true, false)
+	}
+	if err != nil {
+		g.fastError(rec, r, x.tg, err)
+	}
+}
+
 // maxDialTries bounds the endpoints of one version a request tries to
 // connect to.
 const maxDialTries = 3

@@ -265,3 +265,23 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// CheckHead checks the request head at the start of b as a wrapped
+// connection would, for a server that reads requests from b itself (an event
+// loop over raw descriptors). It returns the length of the head, empty line
+// included, and whether more than the head is part of the request: a body
+// (Content-Length above 0 or chunked), an Upgrade header or an HTTP/2
+// preface, which the caller must leave to a wrapped connection. n is 0 and
+// err nil while b holds no complete head; err is a refusal reason (one of the
+// Err values of this package) for a head that is refused.
+func CheckHead(b []byte) (n int, more bool, err error) {
+	var h headState
+	res, err := h.scan(b, false)
+	if err == errHeadIncomplete {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return res.n, res.body != bodyNone || res.upgrade || res.h2, nil
+}

@@ -226,3 +226,29 @@ func TestUndecidedUpgradeWaits(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckHead(t *testing.T) {
+	for _, tc := range []struct {
+		head string
+		n    int
+		more bool
+		err  error
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET", 27, false, nil},
+		{"GET / HTTP/1.1\r\nHost: a\r\n", 0, false, nil},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 47, true, nil},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 47, false, nil},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 56, true, nil},
+		{"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", 47, true, nil},
+		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 18, true, nil},
+		{"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 0, false, ErrBadContentLength},
+		{"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 0, false, ErrAmbiguousLength},
+		{"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 0, false, ErrObsFold},
+		{"GET / HTTP/1.1\nHost: a\r\n\r\n", 0, false, ErrBadLineEnding},
+	} {
+		n, more, err := CheckHead([]byte(tc.head))
+		if n != tc.n || more != tc.more || err != tc.err {
+			t.Errorf("CheckHead(%q) = %d, %v, %v; want %d, %v, %v", tc.head, n, more, err, tc.n, tc.more, tc.err)
+		}
+	}
+}

@@ -1,0 +1,328 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// eventLoopsServed returns how many requests g's event loops sent to a
+// backend themselves (0 before they run).
+func eventLoopsServed(t *testing.T, g *Gateway) uint64 {
+	t.Helper()
+	s, ok := g.events.Load().(*evServer)
+	if !ok {
+		return 0
+	}
+	var n uint64
+	for _, l := range s.loops {
+		n += l.served.Load()
+	}
+	return n
+}
+
+// readResponses reads n responses from br, with their bodies.
+func readResponses(t *testing.T, c net.Conn, br *bufio.Reader, n int) ([]*http.Response, []string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var res []*http.Response
+	var bodies []string
+	for range n {
+		r, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", len(res)+1, err)
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatalf("response %d body: %v", len(res)+1, err)
+		}
+		res, bodies = append(res, r), append(bodies, string(b))
+	}
+	return res, bodies
+}
+
+// TestEventLoopServes: plain GETs on one client connection are served by
+// the event loops over one reused backend connection, with the request
+// and response rewritten as on the other paths.
+func TestEventLoopServes(t *testing.T) {
+	backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		_, dropped := r.Header["X-Drop"]
+		w.Header().Set("Connection", "X-Secret")
+		w.Header().Set("X-Secret", "1")
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "%s xff=%s xfh=%s xfp=%s dropped=%v ka=%q", r.URL.RequestURI(), r.Header.Get("X-Forwarded-For"),
+			r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Forwarded-Proto"), !dropped, r.Header.Get("Keep-Alive"))
+	})
+	g := singleRoute(t, Options{}, hostOf(t, backend.URL))
+	addr := serveGateway(t, g)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	const n = 20
+	for i := range n {
+		raw := fmt.Sprintf("GET /p/%d?q=%d HTTP/1.1\r\nHost: web.example\r\nConnection: X-Drop\r\nX-Drop: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n", i, i)
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		res, bodies := readResponses(t, c, br, 1)
+		want := fmt.Sprintf("/p/%d?q=%d xff=127.0.0.1 xfh=web.example xfp=http dropped=true ka=\"\"", i, i)
+		if res[0].StatusCode != http.StatusOK || bodies[0] != want {
+			t.Fatalf("request %d: %d %q, want 200 %q", i, res[0].StatusCode, bodies[0], want)
+		}
+		if _, ok := res[0].Header["X-Secret"]; ok {
+			t.Errorf("request %d: X-Secret, named by the backend's Connection header, reached the client", i)
+		}
+		if res[0].Header.Get("Date") == "" || res[0].Close {
+			t.Errorf("request %d: Date %q, close %v; want a Date and the connection kept", i, res[0].Header.Get("Date"), res[0].Close)
+		}
+	}
+	if got := eventLoopsServed(t, g); got != n {
+		t.Errorf("event loops sent %d requests, want %d", got, n)
+	}
+	if got := backend.conns.Load(); got != 1 {
+		t.Errorf("backend connections: %d, want 1 (reused)", got)
+	}
+	stable := g.Table().lookup("web.example").stable
+	if got := testutil.ToFloat64(stable.obs.counter(http.StatusOK)); got != n {
+		t.Errorf("requests counted 200: %v, want %d", got, n)
+	}
+}
+
+// TestEventLoopPipelined: requests sent in one write are answered in order.
+func TestEventLoopPipelined(t *testing.T) {
+	backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	g := singleRoute(t, Options{}, hostOf(t, backend.URL))
+	c, err := net.Dial("tcp", serveGateway(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var raw strings.Builder
+	for _, p := range []string{"/a", "/b", "/c"} {
+		fmt.Fprintf(&raw, "GET %s HTTP/1.1\r\nHost: web.example\r\n\r\n", p)
+	}
+	raw.WriteString("GET /d HTTP/1.1\r\nHost: web.example\r\nConnection: close\r\n\r\n")
+	if _, err := io.WriteString(c, raw.String()); err != nil {
+		t.Fatal(err)
+	}
+	res, bodies := readResponses(t, c, bufio.NewReader(c), 4)
+	if got := strings.Join(bodies, ","); got != "/a,/b,/c,/d" {
+		t.Errorf("answers %q, want /a,/b,/c,/d", got)
+	}
+	if !res[3].Close {
+		t.Error("the answer to a request with Connection: close does not close")
+	}
+	if got := eventLoopsServed(t, g); got != 4 {
+		t.Errorf("event loops sent %d requests, want 4", got)
+	}
+}
+
+// TestEventLoopHandsOn: what the loops do not serve themselves is served
+// by the goroutine path, correctly, on the same client connection: before
+// anything is sent (a body, HEAD) and after (a chunked or large response,
+// one without a Content-Type, 204).
+func TestEventLoopHandsOn(t *testing.T) {
+	large := strings.Repeat("x", 100<<10)
+	backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/plain":
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "plain")
+		case "/chunked":
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "one,")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "two")
+		case "/large":
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, large)
+		case "/untyped":
+			w.Header()["Content-Type"] = nil // not sniffed by the backend
+			_, _ = io.WriteString(w, "<html>untyped</html>")
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/echo":
+			b, _ := io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write(b)
+		case "/head":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", "4")
+		}
+	})
+	g := singleRoute(t, Options{}, hostOf(t, backend.URL))
+	addr := serveGateway(t, g)
+	for _, tc := range []struct {
+		name, raw, body string
+		code            int
+		sent            uint64 // requests the loop sends for the case
+	}{
+		{"chunked response", "GET /chunked HTTP/1.1\r\nHost: web.example\r\n\r\n", "one,two", 200, 1},
+		{"large response", "GET /large HTTP/1.1\r\nHost: web.example\r\n\r\n", large, 200, 1},
+		{"response without Content-Type", "GET /untyped HTTP/1.1\r\nHost: web.example\r\n\r\n", "<html>untyped</html>", 200, 1},
+		{"204", "GET /empty HTTP/1.1\r\nHost: web.example\r\n\r\n", "", 204, 1},
+		{"request body", "POST /echo HTTP/1.1\r\nHost: web.example\r\nContent-Length: 5\r\n\r\nhello", "hello", 200, 0},
+		{"HEAD", "HEAD /head HTTP/1.1\r\nHost: web.example\r\n\r\n", "", 200, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			before := eventLoopsServed(t, g)
+			plain := "GET /plain HTTP/1.1\r\nHost: web.example\r\n\r\n"
+			_, _ = io.WriteString(c, plain)
+			_, bodies := readResponses(t, c, br, 1)
+			if bodies[0] != "plain" {
+				t.Fatalf("first answer %q", bodies[0])
+			}
+			_, _ = io.WriteString(c, tc.raw)
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			req := &http.Request{Method: strings.Fields(tc.raw)[0]}
+			res, err := http.ReadResponse(br, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(res.Body)
+			if err != nil || res.StatusCode != tc.code || string(b) != tc.body {
+				t.Fatalf("answer %d, %d bytes (%v); want %d, %d bytes", res.StatusCode, len(b), err, tc.code, len(tc.body))
+			}
+			if tc.name == "response without Content-Type" && res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Errorf("Content-Type %q, want it sniffed as net/http's server does", res.Header.Get("Content-Type"))
+			}
+			// The connection goes on with the goroutine path.
+			_, _ = io.WriteString(c, plain)
+			if _, bodies := readResponses(t, c, br, 1); bodies[0] != "plain" {
+				t.Fatalf("answer after it %q", bodies[0])
+			}
+			if got := eventLoopsServed(t, g) - before; got != 1+tc.sent {
+				t.Errorf("event loops sent %d requests, want %d", got, 1+tc.sent)
+			}
+		})
+	}
+}
+
+// TestEventLoopBackendCloses: a backend connection closed while idle is
+// dropped, and one closed as a request is sent to it gets the GET sent
+// again on a new connection: the client sees no error either way.
+func TestEventLoopBackendCloses(t *testing.T) {
+	ln := listen(t)
+	defer ln.Close()
+	// Each connection answers its first request and reads the second,
+	// then closes without answering it.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil || i == 1 {
+						return
+					}
+					body := "answer " + req.URL.Path
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				}
+			}()
+		}
+	}()
+	g := singleRoute(t, Options{}, ln.Addr().String())
+	c, err := net.Dial("tcp", serveGateway(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 6 {
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: web.example\r\n\r\n", i)
+		res, bodies := readResponses(t, c, br, 1)
+		if want := fmt.Sprintf("answer /%d", i); res[0].StatusCode != 200 || bodies[0] != want {
+			t.Fatalf("request %d: %d %q, want 200 %q", i, res[0].StatusCode, bodies[0], want)
+		}
+	}
+}
+
+// TestEventLoopClientGone: a client that goes away while its request waits
+// for the backend has the backend connection closed (the backend's request
+// is cancelled) and the request counted as 499.
+func TestEventLoopClientGone(t *testing.T) {
+	cancelled := make(chan struct{}, 1)
+	backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	g := singleRoute(t, Options{}, hostOf(t, backend.URL))
+	c, err := net.Dial("tcp", serveGateway(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: web.example\r\n\r\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for eventLoopsServed(t, g) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend's request was not cancelled after the client left")
+	}
+	stable := g.Table().lookup("web.example").stable
+	for time.Now().Before(deadline) && testutil.ToFloat64(stable.obs.counter(statusClientClosedRequest)) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(stable.obs.counter(statusClientClosedRequest)); got != 1 {
+		t.Errorf("requests counted 499: %v, want 1", got)
+	}
+}
+
+// TestEventLoopShutdownWithoutRequests: Serve returns at once when the
+// listener never served anything, and the listener is closed.
+func TestEventLoopShutdownWithoutRequests(t *testing.T) {
+	g := New(Options{})
+	proxyLn, adminLn := listen(t), listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, proxyLn, adminLn) }()
+	c, err := net.Dial("tcp", proxyLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if c, err := net.Dial("tcp", proxyLn.Addr().String()); err == nil {
+		c.Close()
+		t.Error("proxy listener still accepts after Serve returned")
+	}
+}
