@@ -107,6 +107,37 @@
 // more often finds its bytes (fewer EAGAIN reads and poller wake-ups).
 // Options.DisableFastPath hands every connection to net/http.
 //
+// # Event loops
+//
+// On Linux the plain HTTP listener is served by event loops (evloop_linux.go)
+// in front of the connection loop: one per P (GOMAXPROCS), each a goroutine
+// locked to its OS thread waiting in an epoll set of its own over raw
+// non-blocking descriptors, as HAProxy's threads do. A loop reads a client's
+// bytes only when epoll says they came (no read that finds nothing, no
+// goroutine parked and woken per request) and serves the plainest exchange
+// itself: a bodiless GET the connection loop would serve (framing checked by
+// package framing, same parse, route, split, in-flight bound, request head
+// written by writeRequestHead), sent on a backend connection of the loop's own,
+// and a response whose head the connection loop would write through
+// (h1through.go) and that arrives whole in the loop's 16 KiB buffer. Idle
+// backend connections stay in the epoll set, so one the backend closes (or
+// writes to unasked) is dropped when that event comes, with no probe before
+// reuse; a GET sent on a connection the backend closed meanwhile is sent again
+// on a new one. Anything else goes to the connection loop with every byte not
+// consumed, where it is served as if the event loop had never seen it: before
+// the request is sent (another method, a body, an upgrade, a refused or too
+// large head, no route or endpoint, an overloaded endpoint, a failed connect),
+// the client connection; after it is sent (a chunked, streamed, large or 1xx
+// response, a response header timeout), the client connection with the
+// exchange (the backend connection and the response bytes read so far),
+// counted by stage in fledge_gateway_event_loop_handoffs_total. A connection
+// handed on stays with the connection loop. The loops count client
+// connections against MaxClientConns themselves (leaving the listener while at
+// the limit) and check timeouts every 250 ms, so a timeout ends up to 250 ms
+// late. Options.DisableEventLoops (flag --disable-event-loops) serves the plain
+// listener with the connection loop alone; the HTTPS listener is always served
+// by it.
+//
 // # Forwarding
 //
 // Plain request/response exchanges from HTTP/1.x and HTTP/2 clients to HTTP/1.1
@@ -233,6 +264,10 @@
 //	    Client connections the connection loop passed to net/http's server, by
 //	    the first request it did not serve itself: h2, http/1.0, upgrade,
 //	    expect, body (chunked, a trailer or over 64 KiB), head-too-large, other.
+//	fledge_gateway_event_loop_handoffs_total{stage}
+//	    Client connections the event loops passed to the connection loop, at
+//	    a request they do not send themselves (request) or with the exchange,
+//	    for a response they do not write themselves (response).
 //
 // Series of a route or backend that leaves the table are deleted.
 //

@@ -535,6 +535,9 @@ func (l *evLoop) serveNext(c *evClient) {
 	}
 	if c.headAt.IsZero() {
 		c.headAt = l.now
+		if !c.served {
+			c.headAt = c.since // the first head: ReadHeaderTimeout from the start
+		}
 	}
 	n, more, err := framing.CheckHead(c.buf[:c.n])
 	switch {
@@ -888,6 +891,11 @@ func (l *evLoop) resume(c *evClient, bk *evBackend, err error) {
 }
 
 func (l *evLoop) handOn(c *evClient, prefix []byte, x *resumed) {
+	stage := "request"
+	if x != nil {
+		stage = "response"
+	}
+	l.g.metrics.loopHandoffs.WithLabelValues(stage).Inc()
 	l.forget(c.fd)
 	l.clients--
 	nc, err := fdConn(c.fd)

@@ -170,13 +170,14 @@ func TestEventLoopHandsOn(t *testing.T) {
 		name, raw, body string
 		code            int
 		sent            uint64 // requests the loop sends for the case
+		stage           string // of the hand-off
 	}{
-		{"chunked response", "GET /chunked HTTP/1.1\r\nHost: web.example\r\n\r\n", "one,two", 200, 1},
-		{"large response", "GET /large HTTP/1.1\r\nHost: web.example\r\n\r\n", large, 200, 1},
-		{"response without Content-Type", "GET /untyped HTTP/1.1\r\nHost: web.example\r\n\r\n", "<html>untyped</html>", 200, 1},
-		{"204", "GET /empty HTTP/1.1\r\nHost: web.example\r\n\r\n", "", 204, 1},
-		{"request body", "POST /echo HTTP/1.1\r\nHost: web.example\r\nContent-Length: 5\r\n\r\nhello", "hello", 200, 0},
-		{"HEAD", "HEAD /head HTTP/1.1\r\nHost: web.example\r\n\r\n", "", 200, 0},
+		{"chunked response", "GET /chunked HTTP/1.1\r\nHost: web.example\r\n\r\n", "one,two", 200, 1, "response"},
+		{"large response", "GET /large HTTP/1.1\r\nHost: web.example\r\n\r\n", large, 200, 1, "response"},
+		{"response without Content-Type", "GET /untyped HTTP/1.1\r\nHost: web.example\r\n\r\n", "<html>untyped</html>", 200, 1, "response"},
+		{"204", "GET /empty HTTP/1.1\r\nHost: web.example\r\n\r\n", "", 204, 1, "response"},
+		{"request body", "POST /echo HTTP/1.1\r\nHost: web.example\r\nContent-Length: 5\r\n\r\nhello", "hello", 200, 0, "request"},
+		{"HEAD", "HEAD /head HTTP/1.1\r\nHost: web.example\r\n\r\n", "", 200, 0, "request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", addr)
@@ -186,6 +187,8 @@ func TestEventLoopHandsOn(t *testing.T) {
 			defer c.Close()
 			br := bufio.NewReader(c)
 			before := eventLoopsServed(t, g)
+			handoffs := g.metrics.loopHandoffs.WithLabelValues(tc.stage)
+			handedBefore := testutil.ToFloat64(handoffs)
 			plain := "GET /plain HTTP/1.1\r\nHost: web.example\r\n\r\n"
 			_, _ = io.WriteString(c, plain)
 			_, bodies := readResponses(t, c, br, 1)
@@ -213,6 +216,9 @@ func TestEventLoopHandsOn(t *testing.T) {
 			}
 			if got := eventLoopsServed(t, g) - before; got != 1+tc.sent {
 				t.Errorf("event loops sent %d requests, want %d", got, 1+tc.sent)
+			}
+			if got := testutil.ToFloat64(handoffs) - handedBefore; got != 1 {
+				t.Errorf("hand-offs at stage %s: %v, want 1", tc.stage, got)
 			}
 		})
 	}

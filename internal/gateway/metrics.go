@@ -50,6 +50,9 @@ type metrics struct {
 	// handoffs counts client connections the connection loop handed to
 	// net/http's server, by reason.
 	handoffs *prometheus.CounterVec
+	// loopHandoffs counts client connections the event loops handed to
+	// the connection loop, by stage (request, response).
+	loopHandoffs *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -119,6 +122,11 @@ func newMetrics() *metrics {
 		Help: "Client connections the gateway's HTTP/1.1 connection loop passed to net/http's server, by the reason of the first request it did not serve itself (h2, http/1.0, upgrade, expect, body, head-too-large, other).",
 	}, []string{"reason"})
 	m.registry.MustRegister(m.handoffs)
+	m.loopHandoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fledge_gateway_event_loop_handoffs_total",
+		Help: "Client connections the event loops of the plain HTTP listener passed to the connection loop: at a request they do not send themselves (stage request), or with the exchange, after sending it, for a response they do not write themselves (stage response).",
+	}, []string{"stage"})
+	m.registry.MustRegister(m.loopHandoffs)
 	m.registry.MustRegister(m.requests, m.duration, m.weight, m.routes, m.skipped, m.unknownHost, m.clientErrs, m.refused, m.redispatched,
 		m.tlsCertificates, m.tlsRejected, m.tlsUnknownName, m.grpc,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
