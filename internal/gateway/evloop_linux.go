@@ -218,16 +218,21 @@ type evLoop struct {
 	listening bool
 	left      bool // left the listener for good (shutting down)
 	fds       []evHandler
-	clients   int
-	pools     map[*connPool]*evPool
-	events    [128]syscall.EpollEvent
-	now       time.Time
-	swept     time.Time
-	sink      byteSink
-	bw        *bufio.Writer
-	ph        plainHead
-	conn      []string
-	ctx       context.Context
+	// load counts the loop's client connections, those passed to it by
+	// another loop and not yet taken from inbox included.
+	load    atomic.Int64
+	inboxMu sync.Mutex
+	inbox   []evAccepted
+	exited  bool // inbox closed: the loop ended
+	pools   map[*connPool]*evPool
+	events  [128]syscall.EpollEvent
+	now     time.Time
+	swept   time.Time
+	sink    byteSink
+	bw      *bufio.Writer
+	ph      plainHead
+	conn    []string
+	ctx     context.Context
 }
 
 // evPool is a loop's idle connections to one endpoint.
@@ -314,10 +319,11 @@ func (l *evLoop) run() {
 	l.now = time.Now()
 	l.swept = l.now
 	for {
-		n, err := syscall.EpollWait(l.ep, l.events[:], int(evSweep/time.Millisecond))
+		n, err := l.wait()
 		l.now = time.Now()
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			l.s.log.Error(err, "event loop failed")
+			l.takeInbox(true)
 			l.closeAll()
 			return
 		}
@@ -334,6 +340,7 @@ func (l *evLoop) run() {
 						break
 					}
 				}
+				l.takeInbox(false)
 				l.checkState()
 			case fd < len(l.fds) && l.fds[fd] != nil:
 				l.fds[fd].event(l, ev.Events)
@@ -344,15 +351,24 @@ func (l *evLoop) run() {
 			l.sweep()
 			l.checkState()
 		}
-		if l.s.closing.Load() {
-			l.closeAll()
-			return
-		}
-		if l.left && l.clients == 0 {
+		if l.s.closing.Load() || (l.left && l.load.Load() == 0) {
+			l.takeInbox(true)
 			l.closeAll()
 			return
 		}
 	}
+}
+
+// wait waits for events: first without blocking, as a plain system call
+// (a busy loop finds events ready most of the time), then, when there are
+// none, as a blocking one, which lets the runtime give the P to other
+// goroutines (and take it back: the cost spared when events are ready).
+func (l *evLoop) wait() (int, error) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if e == 0 && r > 0 {
+		return int(r), nil
+	}
+	return syscall.EpollWait(l.ep, l.events[:], int(evSweep/time.Millisecond))
 }
 
 // checkState follows the server's state: leaving the listener and closing
@@ -392,6 +408,20 @@ func (l *evLoop) closeAll() {
 	}
 }
 
+func evEvents(out bool) uint32 {
+	ev := uint32(syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET)
+	if out {
+		ev |= syscall.EPOLLOUT
+	}
+	return ev
+}
+
+// watchOut changes whether fd is watched for writing.
+func (l *evLoop) watchOut(fd int, out bool) {
+	ev := syscall.EpollEvent{Events: evEvents(out), Fd: int32(fd)}
+	_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_MOD, fd, &ev)
+}
+
 func (l *evLoop) set(fd int, h evHandler) {
 	if fd >= len(l.fds) {
 		l.fds = append(l.fds, make([]evHandler, fd+1-len(l.fds)+64)...)
@@ -399,8 +429,12 @@ func (l *evLoop) set(fd int, h evHandler) {
 	l.fds[fd] = h
 }
 
-func (l *evLoop) add(fd int, h evHandler) error {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: int32(fd)}
+// add adds fd to the loop's set, edge-triggered, for reading, and for
+// writing when out. A descriptor is watched for writing only while a write
+// waits (a connect, a client that does not read): otherwise every
+// acknowledgement that frees send buffer space would wake the loop.
+func (l *evLoop) add(fd int, h evHandler, out bool) error {
+	ev := syscall.EpollEvent{Events: evEvents(out), Fd: int32(fd)}
 	if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return err
 	}
@@ -423,17 +457,80 @@ func (l *evLoop) accept() {
 			return // EAGAIN: another loop took it, or none is left
 		}
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		c := &evClient{fd: fd, buf: make([]byte, h1BufferSize), since: l.now}
-		c.remote = sockaddrString(sa)
-		c.reqBase = new(http.Request).WithContext(l.ctx)
-		c.req = new(http.Request)
-		c.header = make(http.Header, 16)
-		if err := l.add(fd, c); err != nil {
-			_ = syscall.Close(fd)
+		l.leastLoaded().give(l, fd, sa)
+	}
+}
+
+// leastLoaded returns the loop with the fewest client connections, l on a
+// tie: a loop that accepted passes a connection on to the loop that has
+// fewer (HAProxy's listener multi-queue does the same), since which loop
+// wakes for a connection is the kernel's choice.
+func (l *evLoop) leastLoaded() *evLoop {
+	best, n := l, l.load.Load()
+	for _, o := range l.s.loops {
+		if m := o.load.Load(); m < n {
+			best, n = o, m
+		}
+	}
+	return best
+}
+
+// give makes the accepted connection fd one of l's, by from (a loop's
+// thread): at once when from is l, else through l's inbox.
+func (l *evLoop) give(from *evLoop, fd int, sa syscall.Sockaddr) {
+	l.load.Add(1)
+	if from != l {
+		l.inboxMu.Lock()
+		if !l.exited {
+			l.inbox = append(l.inbox, evAccepted{fd, sa})
+			l.inboxMu.Unlock()
+			l.wake()
+			return
+		}
+		l.inboxMu.Unlock()
+		l.load.Add(-1)
+		l = from
+		l.load.Add(1)
+	}
+	l.adopt(fd, sa)
+}
+
+// evAccepted is a connection accepted by another loop.
+type evAccepted struct {
+	fd int
+	sa syscall.Sockaddr
+}
+
+// adopt adds the accepted connection fd (counted in l.load) to the loop.
+func (l *evLoop) adopt(fd int, sa syscall.Sockaddr) {
+	c := &evClient{fd: fd, buf: make([]byte, h1BufferSize), since: l.now}
+	c.remote = sockaddrString(sa)
+	c.reqBase = new(http.Request).WithContext(l.ctx)
+	c.req = new(http.Request)
+	c.header = make(http.Header, 16)
+	if err := l.add(fd, c, false); err != nil {
+		_ = syscall.Close(fd)
+		l.load.Add(-1)
+		l.s.release()
+	}
+}
+
+// takeInbox adopts the connections other loops passed on; with exit, it
+// closes the inbox for good first (the loop ends), closing them instead.
+func (l *evLoop) takeInbox(exit bool) {
+	l.inboxMu.Lock()
+	in := l.inbox
+	l.inbox = nil
+	l.exited = l.exited || exit
+	l.inboxMu.Unlock()
+	for _, a := range in {
+		if exit {
+			_ = syscall.Close(a.fd)
+			l.load.Add(-1)
 			l.s.release()
 			continue
 		}
-		l.clients++
+		l.adopt(a.fd, a.sa)
 	}
 }
 
@@ -467,6 +564,7 @@ type evClient struct {
 	// write last made progress.
 	since, headAt, wroteAt time.Time
 	served                 bool // a request was answered (IdleTimeout applies)
+	watchingOut            bool // the loop watches fd for writing
 	full                   bool // buf filled up during an exchange: more may wait unread
 	eof                    bool // the client sent its end of file
 	requestParser
@@ -658,7 +756,7 @@ func (l *evLoop) dial(p *evPool) (*evBackend, error) {
 		return nil, err
 	}
 	bk := &evBackend{fd: fd, pool: p, buf: make([]byte, evBackendBuffer), connecting: true, sentAt: l.now}
-	if err := l.add(fd, bk); err != nil {
+	if err := l.add(fd, bk, true); err != nil {
 		_ = syscall.Close(fd)
 		return nil, err
 	}
@@ -699,6 +797,7 @@ func (bk *evBackend) event(l *evLoop, ev uint32) {
 		e, err := syscall.GetsockoptInt(bk.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
 		if err == nil && e == 0 {
 			bk.connecting = false
+			l.watchOut(bk.fd, false)
 			if m, _ := rawWrite(bk.fd, c.reqOut); m == len(c.reqOut) {
 				bk.sentAt = l.now
 				break
@@ -823,8 +922,17 @@ func (l *evLoop) flush(c *evClient) {
 		}
 		if err != syscall.EAGAIN {
 			l.closeClient(c)
+			return
+		}
+		if !c.watchingOut {
+			c.watchingOut = true
+			l.watchOut(c.fd, true)
 		}
 		return
+	}
+	if c.watchingOut {
+		c.watchingOut = false
+		l.watchOut(c.fd, false)
 	}
 	l.answered(c)
 }
@@ -897,7 +1005,7 @@ func (l *evLoop) handOn(c *evClient, prefix []byte, x *resumed) {
 	}
 	l.g.metrics.loopHandoffs.WithLabelValues(stage).Inc()
 	l.forget(c.fd)
-	l.clients--
+	l.load.Add(-1)
 	nc, err := fdConn(c.fd)
 	c.fd = -1
 	if err != nil {
@@ -955,7 +1063,7 @@ func (l *evLoop) closeClient(c *evClient) {
 	l.forget(c.fd)
 	_ = syscall.Close(c.fd)
 	c.fd = -1
-	l.clients--
+	l.load.Add(-1)
 	l.s.release()
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -330,5 +331,45 @@ func TestEventLoopShutdownWithoutRequests(t *testing.T) {
 	if c, err := net.Dial("tcp", proxyLn.Addr().String()); err == nil {
 		c.Close()
 		t.Error("proxy listener still accepts after Serve returned")
+	}
+}
+
+// TestEventLoopSlowReader: a client that sends many requests at once and
+// reads the answers only later fills the socket buffers; the loop waits
+// until it can write again and answers every request, in order.
+func TestEventLoopSlowReader(t *testing.T) {
+	body := strings.Repeat("y", 15<<10)
+	backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", strconv.Itoa(len(r.URL.Path)+len(body))) // else chunked, handed on
+		_, _ = io.WriteString(w, r.URL.Path+body)
+	})
+	g := singleRoute(t, Options{}, hostOf(t, backend.URL))
+	c, err := net.Dial("tcp", serveGateway(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// 15 MiB of answers: more than the socket buffers take (4 MiB to send
+	// and 6 MiB to receive at most, by Linux's defaults), so that writing
+	// waits for the client; 40 KiB of requests: more than the loop's
+	// buffer.
+	const n = 1000
+	go func() {
+		var raw strings.Builder
+		for i := range n {
+			fmt.Fprintf(&raw, "GET /%d HTTP/1.1\r\nHost: web.example\r\n\r\n", i)
+		}
+		_, _ = io.WriteString(c, raw.String())
+	}()
+	time.Sleep(300 * time.Millisecond)
+	_, bodies := readResponses(t, c, bufio.NewReader(c), n)
+	for i, b := range bodies {
+		if want := fmt.Sprintf("/%d", i) + body; b != want {
+			t.Fatalf("answer %d: %d bytes starting %q, want /%d and %d bytes", i, len(b), b[:min(len(b), 8)], i, len(want))
+		}
+	}
+	if got := eventLoopsServed(t, g); got != n {
+		t.Errorf("event loops sent %d requests, want %d", got, n)
 	}
 }
