@@ -319,7 +319,7 @@ func (l *evLoop) run() {
 	l.now = time.Now()
 	l.swept = l.now
 	for {
-		n, err := l.wait()
+		n, err := syscall.EpollWait(l.ep, l.events[:], int(evSweep/time.Millisecond))
 		l.now = time.Now()
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			l.s.log.Error(err, "event loop failed")
@@ -357,18 +357,6 @@ func (l *evLoop) run() {
 			return
 		}
 	}
-}
-
-// wait waits for events: first without blocking, as a plain system call
-// (a busy loop finds events ready most of the time), then, when there are
-// none, as a blocking one, which lets the runtime give the P to other
-// goroutines (and take it back: the cost spared when events are ready).
-func (l *evLoop) wait() (int, error) {
-	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-	if e == 0 && r > 0 {
-		return int(r), nil
-	}
-	return syscall.EpollWait(l.ep, l.events[:], int(evSweep/time.Millisecond))
 }
 
 // checkState follows the server's state: leaving the listener and closing

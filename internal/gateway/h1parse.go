@@ -318,30 +318,30 @@ func (ph *plainHead) scan(buf []byte) bool {
 		}
 		v = textproto.TrimBytes(v)
 		switch {
-		case bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Trailer")):
+		case nameIs(k, "Transfer-Encoding"), nameIs(k, "Trailer"):
 			return false
-		case bytes.EqualFold(k, []byte("Content-Length")):
+		case nameIs(k, "Content-Length"):
 			if ph.length != -1 {
 				return false
 			}
 			if ph.length = parseLength(-1, v); ph.length < 0 {
 				return false
 			}
-		case bytes.EqualFold(k, []byte("Content-Type")):
+		case nameIs(k, "Content-Type"):
 			ph.hasType = true
 			base, _, _ := bytes.Cut(v, []byte(";"))
 			ph.eventStream = ph.eventStream || bytes.EqualFold(textproto.TrimBytes(base), []byte("text/event-stream"))
-		case bytes.EqualFold(k, []byte("Date")):
+		case nameIs(k, "Date"):
 			ph.hasDate = true
-		case bytes.EqualFold(k, []byte("Cache-Control")):
+		case nameIs(k, "Cache-Control"):
 			ph.hasCacheControl = true
-		case bytes.EqualFold(k, []byte("Pragma")):
+		case nameIs(k, "Pragma"):
 			if !pragma {
 				pragma, ph.pragmaNoCache = true, string(v) == "no-cache"
 			}
-		case bytes.EqualFold(k, []byte("Grpc-Status")):
+		case nameIs(k, "Grpc-Status"):
 			ph.grpc = true
-		case bytes.EqualFold(k, []byte("Connection")):
+		case nameIs(k, "Connection"):
 			ph.close = ph.close || hasToken(string(v), "close")
 		}
 	}
@@ -349,6 +349,11 @@ func (ph *plainHead) scan(buf []byte) bool {
 		return false
 	}
 	return true
+}
+
+// nameIs reports whether the field name k is name, ASCII case ignored.
+func nameIs(k []byte, name string) bool {
+	return len(k) == len(name) && bytes.EqualFold(k, []byte(name))
 }
 
 // throughOK reports whether writing ph through gives the client what

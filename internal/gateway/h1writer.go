@@ -417,13 +417,21 @@ func validFieldName[T string | []byte](k T) bool {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(separators, c) >= 0 {
+		if !tokenChar[k[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenChar tells the bytes validFieldName accepts: above ' ', below 0x7f,
+// not one of separators.
+var tokenChar = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(separators, c)
+	}
+	return t
+}()
 
 // separators are the printable ASCII characters that are not token
 // characters.
