@@ -229,31 +229,20 @@ func TestEventLoopHandsOn(t *testing.T) {
 // dropped, and one closed as a request is sent to it gets the GET sent
 // again on a new connection: the client sees no error either way.
 func TestEventLoopBackendCloses(t *testing.T) {
-	ln := listen(t)
-	defer ln.Close()
 	// Each connection answers its first request and reads the second,
 	// then closes without answering it.
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	addr := serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
+			if err != nil || i == 1 {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for i := 0; ; i++ {
-					req, err := http.ReadRequest(br)
-					if err != nil || i == 1 {
-						return
-					}
-					body := "answer " + req.URL.Path
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-				}
-			}()
+			body := "answer " + req.URL.Path
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 		}
-	}()
-	g := singleRoute(t, Options{}, ln.Addr().String())
+	})
+	g := singleRoute(t, Options{}, addr)
 	c, err := net.Dial("tcp", serveGateway(t, g))
 	if err != nil {
 		t.Fatal(err)
