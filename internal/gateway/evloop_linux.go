@@ -858,10 +858,13 @@ func (l *evLoop) backendRead(bk *evBackend) {
 		}
 		return
 	}
-	conn, ok := l.connectionValues(ph.head)
-	if !ok {
-		l.resume(c, bk, nil)
-		return
+	var conn []string // none in a verbatim head (Connection is hop-by-hop)
+	if !ph.verbatim {
+		var ok bool
+		if conn, ok = l.connectionValues(ph.head); !ok {
+			l.resume(c, bk, nil)
+			return
+		}
 	}
 	c.closeAfter = c.closeAfter || l.s.shutting.Load()
 	c.out = appendThroughHead(c.out[:0], ph, conn, c.closeAfter)

@@ -273,6 +273,10 @@ type plainHead struct {
 	// Cache-Control present; the first Pragma is no-cache; a Grpc-Status
 	// field; a text/event-stream body.
 	close, hasType, hasDate, hasCacheControl, pragmaNoCache, grpc, eventStream bool
+	// verbatim: the header lines are written through unchanged (canonical
+	// names, no hop-by-hop field, values after exactly one space and not
+	// ending in whitespace), so appendThroughHead copies them as one block.
+	verbatim bool
 }
 
 // scanResponse checks the response head buffered in bc.br, without
@@ -303,7 +307,7 @@ func (ph *plainHead) scan(buf []byte) bool {
 		(buf[12] != ' ' && buf[12] != '\r') {
 		return false
 	}
-	*ph = plainHead{head: buf[:end+2], n: end + 4, code: code, length: -1}
+	*ph = plainHead{head: buf[:end+2], n: end + 4, code: code, length: -1, verbatim: true}
 	status, rest := cutLine(ph.head)
 	if bytes.IndexByte(status, '\r') >= 0 {
 		return false // a bare CR: net/http reads it into the code or reason
@@ -315,6 +319,9 @@ func (ph *plainHead) scan(buf []byte) bool {
 		k, v, ok := bytes.Cut(l, colon)
 		if !ok || !validFieldName(k) || !validFieldValue(v) || bytes.IndexByte(v, '\r') >= 0 {
 			return false
+		}
+		if ph.verbatim && (!oneSpaceValue(v) || !isCanonical(k) || hopByHopName(k)) {
+			ph.verbatim = false
 		}
 		v = textproto.TrimBytes(v)
 		switch {
@@ -349,6 +356,16 @@ func (ph *plainHead) scan(buf []byte) bool {
 		return false
 	}
 	return true
+}
+
+// oneSpaceValue reports whether v, what follows a field's colon, is one
+// space and a value that neither starts nor ends with whitespace.
+func oneSpaceValue(v []byte) bool {
+	if len(v) < 2 || v[0] != ' ' {
+		return false
+	}
+	first, last := v[1], v[len(v)-1]
+	return first != ' ' && first != '\t' && last != ' ' && last != '\t'
 }
 
 // nameIs reports whether the field name k is name, ASCII case ignored.

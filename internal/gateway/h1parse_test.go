@@ -380,3 +380,59 @@ func rawBytes(t *testing.T, addr, raw string) string {
 	b, _ := io.ReadAll(dialRaw(t, addr, raw))
 	return string(b)
 }
+
+// TestHopByHopName: the names hopByHopName finds are exactly hopByHop's,
+// ASCII case ignored.
+func TestHopByHopName(t *testing.T) {
+	for _, h := range hopByHop {
+		for _, k := range []string{h, strings.ToLower(h), strings.ToUpper(h)} {
+			if !hopByHopName([]byte(k)) {
+				t.Errorf("hopByHopName(%q) = false", k)
+			}
+		}
+	}
+	for _, k := range []string{"", "T", "Tee", "X-Te", "Connections", "Content-Type", "Keep-Alivf", "Proxy-Authorizatio", "Upgrades"} {
+		if hopByHopName([]byte(k)) {
+			t.Errorf("hopByHopName(%q) = true", k)
+		}
+	}
+}
+
+// TestThroughHeadVerbatim: a head whose lines can be copied as one block is
+// written exactly as line by line, and a head that needs rewriting is not
+// copied.
+func TestThroughHeadVerbatim(t *testing.T) {
+	for _, tc := range []struct {
+		head     string
+		verbatim bool
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\nok", true},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true},
+		{"HTTP/1.1 404 Nope\r\nX-A: 1\r\nX-A: 2\r\nContent-Length: 0\r\n\r\n", true},
+		{"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nContent-Type:text/plain\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nContent-Type:  text/plain\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nContent-Type: text/plain \r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nX-Empty: \r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 0\r\n\r\n", true},
+	} {
+		var ph plainHead
+		if !ph.scan([]byte(tc.head)) {
+			t.Fatalf("scan(%q) = false", tc.head)
+		}
+		if ph.verbatim != tc.verbatim {
+			t.Errorf("scan(%q): verbatim %v, want %v", tc.head, ph.verbatim, tc.verbatim)
+		}
+		lineByLine := ph
+		lineByLine.verbatim = false
+		for _, closeAfter := range []bool{false, true} {
+			got := string(appendThroughHead(nil, &ph, nil, closeAfter))
+			want := string(appendThroughHead(nil, &lineByLine, nil, closeAfter))
+			if got != want {
+				t.Errorf("head %q (close %v):\ngot  %q\nwant %q", tc.head, closeAfter, got, want)
+			}
+		}
+	}
+}

@@ -68,6 +68,10 @@ func (w *h1Writer) writeThroughHead(ph *plainHead, conn []string) {
 func appendThroughHead(dst []byte, ph *plainHead, conn []string, closeAfter bool) []byte {
 	dst = appendStatusLine(dst, ph.code)
 	_, rest := cutLine(ph.head)
+	if ph.verbatim {
+		dst = append(dst, rest...) // conn is empty: a Connection field is hop-by-hop
+		rest = nil
+	}
 	for len(rest) > 0 {
 		var l []byte
 		l, rest = cutLine(rest)
@@ -128,12 +132,23 @@ func (w *h1Writer) copyThrough(src *bufio.Reader, n int64, send sendDeadline) (r
 }
 
 // hopByHopName reports whether the field name k is one of isHopByHop's
-// (ASCII case ignored).
+// (ASCII case ignored), by length first.
 func hopByHopName(k []byte) bool {
-	for _, h := range hopByHop {
-		if bytes.EqualFold(k, []byte(h)) {
-			return true
-		}
+	switch len(k) {
+	case 2:
+		return nameIs(k, "Te")
+	case 7:
+		return nameIs(k, "Trailer") || nameIs(k, "Upgrade")
+	case 10:
+		return nameIs(k, "Connection") || nameIs(k, "Keep-Alive")
+	case 16:
+		return nameIs(k, "Proxy-Connection")
+	case 17:
+		return nameIs(k, "Transfer-Encoding")
+	case 18:
+		return nameIs(k, "Proxy-Authenticate")
+	case 19:
+		return nameIs(k, "Proxy-Authorization")
 	}
 	return false
 }
