@@ -59,6 +59,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -85,9 +87,13 @@ type config struct {
 	duration    time.Duration
 	warmup      time.Duration
 	connections int
-	threads     int
-	weight      int
-	variants    []string
+	// loads are the connection counts to measure, one after the other
+	// with the same proxies (-connections 50,1); connections is the one
+	// being measured.
+	loads    []int
+	threads  int
+	weight   int
+	variants []string
 	// profileDir, when set, receives a CPU profile of each gateway process.
 	profileDir string
 	// baseline is a benchgateway binary built from an earlier commit, run as
@@ -147,9 +153,9 @@ func main() {
 	defer stop()
 	// Every step below has its own bound; this one only guards against a hang.
 	perRun := cfg.warmup + cfg.duration + 15*time.Second
-	bound := time.Duration(cfg.rounds*len(cfg.variants))*perRun + 3*time.Minute
+	bound := time.Duration(cfg.rounds*len(cfg.variants)*len(cfg.loads))*perRun + 3*time.Minute
 	if cfg.syscalls {
-		bound += time.Duration(len(cfg.variants)) * (syscallRun + perfExit + time.Minute)
+		bound += time.Duration(len(cfg.variants)*len(cfg.loads)) * (syscallRun + perfExit + time.Minute)
 	}
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
@@ -167,7 +173,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.rounds, "rounds", 5, "rounds; every round measures every variant once")
 	fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured wrk run per variant and round")
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "wrk warm-up before each measured run")
-	fs.IntVar(&cfg.connections, "connections", 50, "wrk connections (-c)")
+	loads := fs.String("connections", "50", "wrk connections (-c); a comma-separated list (50,1) measures each in turn, with the same proxies, one table each")
 	fs.IntVar(&cfg.threads, "threads", 1, "wrk threads (-t)")
 	fs.IntVar(&cfg.weight, "weight", 10, "canary (v2) weight, percent")
 	fs.StringVar(&cfg.profileDir, "cpuprofile-dir", "", "write a CPU profile of each fledge gateway process (whole run) into this directory")
@@ -177,6 +183,14 @@ func parseFlags(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	for _, f := range strings.Split(*loads, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 10000 {
+			return cfg, fmt.Errorf("-connections %q: want counts in 1..10000, comma-separated", *loads)
+		}
+		cfg.loads = append(cfg.loads, n)
+	}
+	cfg.connections = slices.Min(cfg.loads)
 	switch {
 	case cfg.fledge == "":
 		return cfg, errors.New("-fledge is required")
@@ -186,8 +200,6 @@ func parseFlags(args []string) (config, error) {
 		return cfg, fmt.Errorf("-duration %v outside 1s..10m", cfg.duration)
 	case cfg.warmup < 0 || cfg.warmup > time.Minute:
 		return cfg, fmt.Errorf("-warmup %v outside 0..1m", cfg.warmup)
-	case cfg.connections < 1 || cfg.connections > 10000:
-		return cfg, fmt.Errorf("-connections %d outside 1..10000", cfg.connections)
 	case cfg.threads < 1 || cfg.threads > cfg.connections:
 		return cfg, fmt.Errorf("-threads %d outside 1..connections", cfg.threads)
 	case cfg.weight < 0 || cfg.weight > 100:
@@ -362,7 +374,22 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		targets = append(targets, t)
 	}
 
-	// The rounds.
+	for i, n := range cfg.loads {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		cfg.connections = n
+		if err := measureRounds(ctx, cfg, env, targets, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureRounds runs cfg's rounds at cfg.connections over targets and
+// prints their report.
+func measureRounds(ctx context.Context, cfg config, env machine, targets []target, out io.Writer) error {
+	env.loadBefore = loadAverage()
 	results := make(map[string][]sample, len(targets))
 	syscalls := make(map[string]syscallSample)
 	for r := range cfg.rounds {

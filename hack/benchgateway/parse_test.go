@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -99,5 +100,19 @@ func TestMedian(t *testing.T) {
 				t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestConnectionsFlag: -connections takes one count or a list, each
+// measured in turn; anything else is refused.
+func TestConnectionsFlag(t *testing.T) {
+	cfg, err := parseFlags([]string{"-fledge", "f", "-connections", "50, 1"})
+	if err != nil || !slices.Equal(cfg.loads, []int{50, 1}) {
+		t.Fatalf("-connections \"50, 1\": loads %v, %v; want [50 1]", cfg.loads, err)
+	}
+	for _, bad := range [][]string{{"-connections", "0"}, {"-connections", "50,x"}, {"-connections", ""}, {"-connections", "50,1", "-threads", "2"}} {
+		if _, err := parseFlags(append([]string{"-fledge", "f"}, bad...)); err == nil {
+			t.Errorf("%v: accepted", bad)
+		}
 	}
 }
