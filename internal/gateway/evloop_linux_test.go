@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -360,5 +361,26 @@ func TestEventLoopSlowReader(t *testing.T) {
 	}
 	if got := eventLoopsServed(t, g); got != n {
 		t.Errorf("event loops sent %d requests, want %d", got, n)
+	}
+}
+
+// TestSockaddrString: a client's address reads as net.TCPAddr prints it
+// (what net/http's RemoteAddr, and so X-Forwarded-For, would be), also for
+// an IPv4 client of a dual-stack listener.
+func TestSockaddrString(t *testing.T) {
+	mapped := syscall.SockaddrInet6{Port: 80, Addr: [16]byte{10: 0xff, 11: 0xff, 12: 192, 13: 0, 14: 2, 15: 1}}
+	v6 := syscall.SockaddrInet6{Port: 8080, Addr: [16]byte{0: 0x20, 1: 0x01, 2: 0x0d, 3: 0xb8, 15: 1}}
+	v4 := syscall.SockaddrInet4{Port: 443, Addr: [4]byte{192, 0, 2, 7}}
+	for _, tc := range []struct {
+		sa   syscall.Sockaddr
+		want net.TCPAddr
+	}{
+		{&mapped, net.TCPAddr{IP: mapped.Addr[:], Port: 80}},
+		{&v6, net.TCPAddr{IP: v6.Addr[:], Port: 8080}},
+		{&v4, net.TCPAddr{IP: v4.Addr[:], Port: 443}},
+	} {
+		if got, want := sockaddrString(tc.sa), tc.want.String(); got != want {
+			t.Errorf("sockaddrString(%v) = %q, want %q", tc.sa, got, want)
+		}
 	}
 }
