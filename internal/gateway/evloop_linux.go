@@ -231,7 +231,7 @@ type evLoop struct {
 	sink    byteSink
 	bw      *bufio.Writer
 	ph      plainHead
-	conn    []string
+	scan    headScanner // the Connection values of a head to write through
 	ctx     context.Context
 }
 
@@ -772,7 +772,7 @@ func (bk *evBackend) event(l *evLoop, ev uint32) {
 	switch {
 	case bk.idle:
 		if ev&evRead != 0 {
-			l.dropIdle(bk) // closed, or bytes nobody asked for
+			l.closeBackend(bk) // closed, or bytes nobody asked for
 		}
 		return
 	case bk.c == nil:
@@ -838,16 +838,15 @@ func (l *evLoop) backendRead(bk *evBackend) {
 		return
 	}
 	buf := bk.buf[:bk.n]
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 {
-		if eof || bk.n == len(bk.buf) {
-			l.resume(c, bk, nil)
+	ph := &l.ph
+	if !ph.scan(buf) {
+		if !eof && bk.n < len(bk.buf) && bytes.Index(buf, crlfcrlf) < 0 {
+			return // the head is still coming
 		}
+		l.resume(c, bk, nil)
 		return
 	}
-	ph := &l.ph
-	if !ph.scan(buf) || !ph.throughOK() || int64(ph.n) > l.g.opts.MaxResponseHeaderBytes ||
-		int64(ph.n)+ph.length > int64(len(bk.buf)) {
+	if !ph.throughOK() || int64(ph.n) > l.g.opts.MaxResponseHeaderBytes || int64(ph.n)+ph.length > int64(len(bk.buf)) {
 		l.resume(c, bk, nil)
 		return
 	}
@@ -860,8 +859,10 @@ func (l *evLoop) backendRead(bk *evBackend) {
 	}
 	var conn []string // none in a verbatim head (Connection is hop-by-hop)
 	if !ph.verbatim {
-		var ok bool
-		if conn, ok = l.connectionValues(ph.head); !ok {
+		l.scan.reset()
+		l.scan.feed(buf[:ph.n])
+		var err error
+		if conn, err = l.scan.finalConnection(); err != nil {
 			l.resume(c, bk, nil)
 			return
 		}
@@ -881,24 +882,6 @@ func (l *evLoop) backendRead(bk *evBackend) {
 	l.endExchange(c)
 	c.wroteAt = l.now
 	l.flush(c)
-}
-
-// connectionValues returns the values of the Connection fields of head
-// (l.conn reused), false when a line is too long to check, as headScanner.
-func (l *evLoop) connectionValues(head []byte) ([]string, bool) {
-	l.conn = l.conn[:0]
-	_, rest := cutLine(head)
-	for len(rest) > 0 {
-		var line []byte
-		line, rest = cutLine(rest)
-		if v, ok := fieldValue(line, "connection:"); ok {
-			if len(line) > maxScanLine {
-				return nil, false
-			}
-			l.conn = append(l.conn, string(v))
-		}
-	}
-	return l.conn, true
 }
 
 // flush writes c's response and goes on (answered) once it is all
@@ -1087,8 +1070,6 @@ func (l *evLoop) putIdle(bk *evBackend) {
 	bk.idle, bk.reused, bk.idleSince = true, false, l.now
 	p.idle = append(p.idle, bk)
 }
-
-func (l *evLoop) dropIdle(bk *evBackend) { l.closeBackend(bk) }
 
 func (l *evLoop) removeIdle(bk *evBackend) {
 	p := bk.pool
