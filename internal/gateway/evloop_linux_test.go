@@ -310,18 +310,7 @@ func TestEventLoopShutdownWithoutRequests(t *testing.T) {
 	}
 	defer c.Close()
 	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return")
-	}
-	if c, err := net.Dial("tcp", proxyLn.Addr().String()); err == nil {
-		c.Close()
-		t.Error("proxy listener still accepts after Serve returned")
-	}
+	assertStopped(t, served, proxyLn.Addr().String())
 }
 
 // TestEventLoopSlowReader: a client that sends many requests at once and

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -98,10 +99,22 @@ func TestServeDrains(t *testing.T) {
 	if a := <-inflight; a.code != http.StatusOK || a.body != "finished" {
 		t.Errorf("request in flight during the drain: %d %q %v, want 200 \"finished\"", a.code, a.body, a.err)
 	}
-	if err := <-served; err != nil {
-		t.Errorf("Serve: %v", err)
+	assertStopped(t, served, proxyLn.Addr().String())
+}
+
+// assertStopped waits for Serve's result on served, which must be nil, and
+// checks that the proxy listener at addr no longer accepts.
+func assertStopped(t *testing.T, served <-chan error, addr string) {
+	t.Helper()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
 	}
-	if c, err := net.Dial("tcp", proxyLn.Addr().String()); err == nil {
+	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Error("proxy listener still accepts after Serve returned")
 	}
