@@ -24,7 +24,8 @@ import (
 )
 
 // Event loops (Linux). The plain HTTP listener's clients are served by
-// event loops, one per P (GOMAXPROCS): each is a goroutine locked to its
+// event loops, one per P (GOMAXPROCS, which then gets one P more for the
+// rest of the process: see loopProcs): each is a goroutine locked to its
 // OS thread, waiting in an epoll set of its own over raw non-blocking
 // descriptors, as HAProxy's threads do. A loop reads a client's bytes
 // only when epoll says they came, so no read finds nothing, and no
@@ -108,12 +109,13 @@ func (g *Gateway) newEventServer(h1 *h1Server, fo framing.Options, ln net.Listen
 		return nil
 	}
 	s := &evServer{g: g, h1: h1, fo: fo, ln: ln, lfd: lfd, log: log, max: int64(g.opts.MaxClientConns), done: make(chan struct{})}
-	for range runtime.GOMAXPROCS(0) {
+	for range reserveProcs() {
 		l, err := newEvLoop(s)
 		if err != nil {
 			for _, l := range s.loops {
 				l.closeFDs()
 			}
+			releaseProcs()
 			_ = syscall.Close(lfd)
 			log.Info("event loops not available, serving with goroutines", "error", err.Error())
 			return nil
@@ -142,8 +144,49 @@ func (s *evServer) Serve(net.Listener) error {
 		}()
 	}
 	s.wg.Wait()
+	releaseProcs()
 	close(s.done)
 	return http.ErrServerClosed
+}
+
+// loopProcs counts the event servers running. A loop holds its P even
+// while it waits in epoll_wait (a system call the scheduler cannot see
+// through), so with one loop per P nothing else would have a P to run on
+// but the ones sysmon takes back from a waiting loop, after 20 µs to
+// 10 ms: every goroutine of the process (TLS and HTTP/2 connections,
+// the connections handed on, the admin server, the API server's watch,
+// the garbage collector's workers) would wait that long at each wake-up.
+// So while any server runs, GOMAXPROCS is one more than the loops: the
+// loops take the Ps GOMAXPROCS gave when the first server started, and
+// the extra P runs the rest (and the network poller). It costs nothing
+// while the rest is idle; the OS shares the CPUs when it is not.
+var loopProcs struct {
+	sync.Mutex
+	servers int
+	loops   int
+}
+
+// reserveProcs returns how many loops a server runs and raises GOMAXPROCS
+// by one if no server runs yet.
+func reserveProcs() int {
+	loopProcs.Lock()
+	defer loopProcs.Unlock()
+	if loopProcs.servers == 0 {
+		loopProcs.loops = runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(loopProcs.loops + 1)
+	}
+	loopProcs.servers++
+	return loopProcs.loops
+}
+
+// releaseProcs undoes reserveProcs: the last server to stop puts
+// GOMAXPROCS back, unless someone else changed it meanwhile.
+func releaseProcs() {
+	loopProcs.Lock()
+	defer loopProcs.Unlock()
+	if loopProcs.servers--; loopProcs.servers == 0 && runtime.GOMAXPROCS(0) == loopProcs.loops+1 {
+		runtime.GOMAXPROCS(loopProcs.loops)
+	}
 }
 
 // Shutdown stops accepting, closes idle connections, lets the others finish
@@ -641,7 +684,11 @@ func (l *evLoop) serveNext(c *evClient) {
 		l.handOff(c)
 		return
 	}
-	r, ok := c.parse(head)
+	// The request's strings are those of head, in place: buf keeps the
+	// head until the exchange ends (endExchange), and nothing keeps the
+	// request after that (a resumed exchange takes a copy of the head, a
+	// connection handed on its bytes), so serving it allocates nothing.
+	r, ok := c.parseString(unsafe.String(unsafe.SliceData(head), len(head)-2))
 	if !ok || !fastPathOK(r) {
 		l.handOff(c)
 		return

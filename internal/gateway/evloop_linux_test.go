@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -371,5 +372,104 @@ func TestSockaddrString(t *testing.T) {
 		if got, want := sockaddrString(tc.sa), tc.want.String(); got != want {
 			t.Errorf("sockaddrString(%v) = %q, want %q", tc.sa, got, want)
 		}
+	}
+}
+
+// TestEventLoopsLeaveAP: while event loops run, GOMAXPROCS is one more than
+// the loops (the rest of the process runs on that P), however many
+// gateways serve; it is put back when the last one stops.
+func TestEventLoopsLeaveAP(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	type running struct {
+		g      *Gateway
+		cancel context.CancelFunc
+		served chan error
+		addr   string
+	}
+	start := func() running {
+		backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "ok")
+		})
+		g := singleRoute(t, Options{}, hostOf(t, backend.URL))
+		proxyLn, adminLn := listen(t), listen(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- g.Serve(ctx, proxyLn, adminLn) }()
+		c, err := net.Dial("tcp", proxyLn.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n")
+		if res, _ := readResponses(t, c, bufio.NewReader(c), 1); res[0].StatusCode != http.StatusOK {
+			t.Fatalf("status %d, want 200", res[0].StatusCode)
+		}
+		if n := eventLoopsServed(t, g); n != 1 {
+			t.Fatalf("event loops served %d requests, want 1", n)
+		}
+		return running{g, cancel, served, proxyLn.Addr().String()}
+	}
+	check := func(r running) {
+		t.Helper()
+		if n := len(r.g.events.Load().(*evServer).loops); n != procs {
+			t.Errorf("%d event loops, want %d (GOMAXPROCS before)", n, procs)
+		}
+		if got := runtime.GOMAXPROCS(0); got != procs+1 {
+			t.Errorf("GOMAXPROCS %d while loops run, want %d", got, procs+1)
+		}
+	}
+	a := start()
+	check(a)
+	b := start()
+	check(b)
+	a.cancel()
+	assertStopped(t, a.served, a.addr)
+	if got := runtime.GOMAXPROCS(0); got != procs+1 {
+		t.Errorf("GOMAXPROCS %d while one gateway still runs, want %d", got, procs+1)
+	}
+	b.cancel()
+	assertStopped(t, b.served, b.addr)
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS %d after the loops stopped, want %d", got, procs)
+	}
+}
+
+// TestEventLoopAllocatesNothing: a request the event loops serve costs no
+// heap allocation (so a steady load never starts the garbage collector):
+// 2000 requests on one connection, to a backend that allocates nothing
+// either, leave the process's count of allocations below 100.
+func TestEventLoopAllocatesNothing(t *testing.T) {
+	const body = `{"error": "injected by error_page service", "version": "v1"}`
+	g := singleRoute(t, Options{}, rawBackend(t, body))
+	c, err := net.Dial("tcp", serveGateway(t, g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(c)
+	req := []byte("GET /api/error_page?x=1 HTTP/1.1\r\nHost: web.example\r\nUser-Agent: test\r\nAccept: */*\r\nX-Request-Id: 42\r\n\r\n")
+	do := func(n int) {
+		for range n {
+			if _, err := c.Write(req); err != nil {
+				t.Fatal(err)
+			}
+			if err := readSmallResponse(br, len(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	do(100) // connections, buffers and pools set up
+	const n = 2000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	do(n)
+	runtime.ReadMemStats(&after)
+	if got := eventLoopsServed(t, g); got != n+100 {
+		t.Fatalf("event loops served %d requests, want %d", got, n+100)
+	}
+	if allocs := after.Mallocs - before.Mallocs; allocs >= 100 {
+		t.Errorf("%d allocations for %d requests, want fewer than 100", allocs, n)
 	}
 }

@@ -43,7 +43,13 @@ func (hc *h1Conn) parseRequest(head []byte) (*http.Request, bool) {
 // parse parses head as parseRequest does, the body left to the caller
 // (r.Body is http.NoBody).
 func (hc *requestParser) parse(head []byte) (*http.Request, bool) {
-	s := string(head[:len(head)-2]) // without the final empty line
+	return hc.parseString(string(head[:len(head)-2]))
+}
+
+// parseString parses s, a request head without its final empty line, as
+// parse does. The request's strings are substrings of s (but for a header
+// name that was not canonical, and a target url.ParseRequestURI copies).
+func (hc *requestParser) parseString(s string) (*http.Request, bool) {
 	line, rest := cutLine(s)
 	method, line, _ := cutByte(line, ' ')
 	target, _, _ := cutByte(line, ' ')

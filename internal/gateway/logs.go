@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,8 +67,10 @@ func (g *Gateway) accessLog(r *http.Request, b *backend, code int, d time.Durati
 	if !g.opts.AccessLog || g.accessN.Add(1)%uint64(g.opts.AccessLogSample) != 0 {
 		return
 	}
+	// The request's strings may be those of an event loop's buffer, valid
+	// only until the exchange ends: a sink may keep what it is given.
 	logr.FromContextOrDiscard(r.Context()).Info("request",
-		"method", r.Method, "host", r.Host, "path", r.URL.Path, "code", code,
+		"method", strings.Clone(r.Method), "host", strings.Clone(r.Host), "path", strings.Clone(r.URL.Path), "code", code,
 		"namespace", b.obs.key.namespace, "app", b.obs.key.app, "service", b.service,
 		"duration", d.Seconds(), "client", r.RemoteAddr)
 }

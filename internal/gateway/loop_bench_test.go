@@ -43,13 +43,21 @@ func rawBackend(tb testing.TB, body string) string {
 	})
 }
 
-// BenchmarkLoop measures keep-alive HTTP/1.1 requests through the gateway's
-// connection loop (ServeListeners) to a minimal backend, each parallel
-// client on its own connection: what one request costs the gateway end to
-// end over loopback, allocations included.
+// BenchmarkLoop measures keep-alive HTTP/1.1 requests through the gateway
+// (ServeListeners) to a minimal backend, each parallel client on its own
+// connection: what one request costs end to end over loopback, allocations
+// included, served by the event loops and by the goroutine path. The
+// clients and the backend are goroutines of the same process, so the event
+// loops' case also measures how well the rest of the process runs beside
+// them.
 func BenchmarkLoop(b *testing.B) {
+	b.Run("loops", func(b *testing.B) { benchmarkLoop(b, Options{}) })
+	b.Run("goroutines", func(b *testing.B) { benchmarkLoop(b, Options{DisableEventLoops: true}) })
+}
+
+func benchmarkLoop(b *testing.B, opts Options) {
 	const body = `{"error": "injected by error_page service", "version": "v1"}`
-	g := singleRoute(b, Options{}, rawBackend(b, body))
+	g := singleRoute(b, opts, rawBackend(b, body))
 	proxyLn, adminLn := listen(b), listen(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
