@@ -59,6 +59,13 @@ import (
 // evSweep is how often a loop checks its connections' timeouts.
 const evSweep = 250 * time.Millisecond
 
+// evYield is how often a busy loop yields its P (runtime.Gosched, which
+// finds nothing else to run on a P the loop holds and goes on at once):
+// more seldom than every 10 ms, and the runtime preempts it with a
+// signal, as it does any goroutine that ran that long without yielding
+// (a system call does not count).
+const evYield = 5 * time.Millisecond
+
 // evBackendBuffer is the size of a loop's backend connection buffer: a
 // response larger than that is handed on.
 const evBackendBuffer = 16 << 10
@@ -271,6 +278,7 @@ type evLoop struct {
 	events  [128]syscall.EpollEvent
 	now     time.Time
 	swept   time.Time
+	yielded time.Time
 	sink    byteSink
 	bw      *bufio.Writer
 	ph      plainHead
@@ -356,12 +364,14 @@ func (l *evLoop) wake() {
 }
 
 func (l *evLoop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer l.closeFDs()
 	l.now = time.Now()
-	l.swept = l.now
+	l.swept, l.yielded = l.now, l.now
 	for {
+		if l.now.Sub(l.yielded) >= evYield {
+			l.yielded = l.now
+			runtime.Gosched()
+		}
 		n, err := syscall.EpollWait(l.ep, l.events[:], int(evSweep/time.Millisecond))
 		l.now = time.Now()
 		if err != nil && !errors.Is(err, syscall.EINTR) {
