@@ -111,8 +111,15 @@
 //
 // On Linux the plain HTTP listener is served by event loops (evloop_linux.go)
 // in front of the connection loop: one per P (GOMAXPROCS), each a goroutine
-// locked to its OS thread waiting in an epoll set of its own over raw
-// non-blocking descriptors, as HAProxy's threads do. A loop reads a client's
+// waiting in an epoll set of its own over raw non-blocking descriptors, as
+// HAProxy's threads do. While they run, GOMAXPROCS is one more than the loops:
+// a loop keeps its P while it waits in epoll_wait, and the extra P runs the
+// rest of the process (HTTPS and HTTP/2 connections, connections handed on, the
+// admin server, the API server's watch, the garbage collector), which would
+// otherwise wait for the scheduler to take a P back from a waiting loop (20 µs
+// to 10 ms per wake-up). A loop yields to the scheduler every 5 ms, so that it
+// is never preempted by a signal, and serves a request without a heap
+// allocation (the request's strings are those of its buffer). A loop reads a client's
 // bytes only when epoll says they came (no read that finds nothing, no
 // goroutine parked and woken per request) and serves the plainest exchange
 // itself: a bodiless GET the connection loop would serve (framing checked by
@@ -136,7 +143,9 @@
 // the limit) and check timeouts every 250 ms, so a timeout ends up to 250 ms
 // late. Options.DisableEventLoops (flag --disable-event-loops) serves the plain
 // listener with the connection loop alone; the HTTPS listener is always served
-// by it.
+// by it. Calling runtime.GOMAXPROCS ends the runtime's own updates of it when
+// the container's CPU limit changes: the number of loops is fixed when the
+// gateway starts serving.
 //
 // # Forwarding
 //

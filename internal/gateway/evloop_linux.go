@@ -25,9 +25,10 @@ import (
 
 // Event loops (Linux). The plain HTTP listener's clients are served by
 // event loops, one per P (GOMAXPROCS, which then gets one P more for the
-// rest of the process: see loopProcs): each is a goroutine locked to its
-// OS thread, waiting in an epoll set of its own over raw non-blocking
-// descriptors, as HAProxy's threads do. A loop reads a client's bytes
+// rest of the process: see loopProcs): each is a goroutine waiting in an
+// epoll set of its own over raw non-blocking descriptors, as HAProxy's
+// threads do (not locked to its thread: a yield, see evYield, then costs
+// no switch of threads). A loop reads a client's bytes
 // only when epoll says they came, so no read finds nothing, and no
 // goroutine parks or wakes per request. It serves the plainest exchange
 // itself: a bodiless GET the connection loop would serve (framing checked
