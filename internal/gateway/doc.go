@@ -294,13 +294,14 @@
 // calls [Run]. It needs get, list and watch on trafficroutes.fledge.dev,
 // services and endpointslices.discovery.k8s.io (cluster-wide, or in
 // --namespace with a Role), and on each TLS Secret the routes name (a Role
-// with resourceNames). deploy/gateway.yaml runs it with GOGC=400: the
-// proxy path allocates per request, and Go reverse proxies measured on this
-// project's 2-core benchmark machine served 13% (GOGC=200) and 19%
-// (GOGC=400) more requests per second than with the default of 100. It sets
-// GOMEMLIMIT from the container's memory limit (Downward API), so that the larger
-// heap GOGC=400 allows stays under the limit; GOMAXPROCS follows the CPU limit by
-// itself (Go 1.25+).
+// with resourceNames). deploy/gateway.yaml runs it with GOGC=400: the TLS,
+// HTTP/2 and handed-on paths allocate per request (the event loops do not),
+// and Go reverse proxies measured on this project's 2-core benchmark machine
+// served 13% (GOGC=200) and 19% (GOGC=400) more requests per second than with
+// the default of 100. It sets GOMEMLIMIT from the container's memory limit
+// (Downward API), so that the larger heap GOGC=400 allows stays under the
+// limit; GOMAXPROCS follows the CPU limit by itself (Go 1.25+), and the
+// gateway runs that many event loops plus one P (see Event loops).
 //
 // # What it does not do
 //
