@@ -300,18 +300,29 @@ func TestEventLoopClientGone(t *testing.T) {
 // TestEventLoopShutdownWithoutRequests: Serve returns at once when the
 // listener never served anything, and the listener is closed.
 func TestEventLoopShutdownWithoutRequests(t *testing.T) {
-	g := New(Options{})
-	proxyLn, adminLn := listen(t), listen(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx, proxyLn, adminLn) }()
-	c, err := net.Dial("tcp", proxyLn.Addr().String())
+	addr, stop := startServing(t, New(Options{}))
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	cancel()
-	assertStopped(t, served, proxyLn.Addr().String())
+	stop()
+}
+
+// startServing serves g on new listeners; stop stops it and checks that
+// Serve returned and the proxy listener is closed.
+func startServing(t *testing.T, g *Gateway) (addr string, stop func()) {
+	t.Helper()
+	proxyLn, adminLn := listen(t), listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, proxyLn, adminLn) }()
+	addr = proxyLn.Addr().String()
+	return addr, func() {
+		t.Helper()
+		cancel()
+		assertStopped(t, served, addr)
+	}
 }
 
 // TestEventLoopSlowReader: a client that sends many requests at once and
@@ -381,10 +392,8 @@ func TestSockaddrString(t *testing.T) {
 func TestEventLoopsLeaveAP(t *testing.T) {
 	procs := runtime.GOMAXPROCS(0)
 	type running struct {
-		g      *Gateway
-		cancel context.CancelFunc
-		served chan error
-		addr   string
+		g    *Gateway
+		stop func()
 	}
 	start := func() running {
 		backend := newFastBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -392,11 +401,8 @@ func TestEventLoopsLeaveAP(t *testing.T) {
 			io.WriteString(w, "ok")
 		})
 		g := singleRoute(t, Options{}, hostOf(t, backend.URL))
-		proxyLn, adminLn := listen(t), listen(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() { served <- g.Serve(ctx, proxyLn, adminLn) }()
-		c, err := net.Dial("tcp", proxyLn.Addr().String())
+		addr, stop := startServing(t, g)
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,7 +414,7 @@ func TestEventLoopsLeaveAP(t *testing.T) {
 		if n := eventLoopsServed(t, g); n != 1 {
 			t.Fatalf("event loops served %d requests, want 1", n)
 		}
-		return running{g, cancel, served, proxyLn.Addr().String()}
+		return running{g, stop}
 	}
 	check := func(r running) {
 		t.Helper()
@@ -423,13 +429,11 @@ func TestEventLoopsLeaveAP(t *testing.T) {
 	check(a)
 	b := start()
 	check(b)
-	a.cancel()
-	assertStopped(t, a.served, a.addr)
+	a.stop()
 	if got := runtime.GOMAXPROCS(0); got != procs+1 {
 		t.Errorf("GOMAXPROCS %d while one gateway still runs, want %d", got, procs+1)
 	}
-	b.cancel()
-	assertStopped(t, b.served, b.addr)
+	b.stop()
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Errorf("GOMAXPROCS %d after the loops stopped, want %d", got, procs)
 	}
