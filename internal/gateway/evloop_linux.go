@@ -60,11 +60,10 @@ import (
 // evSweep is how often a loop checks its connections' timeouts.
 const evSweep = 250 * time.Millisecond
 
-// evYield is how often a busy loop yields its P (runtime.Gosched, which
-// finds nothing else to run on a P the loop holds and goes on at once):
-// more seldom than every 10 ms, and the runtime preempts it with a
-// signal, as it does any goroutine that ran that long without yielding
-// (a system call does not count).
+// evYield is how often a loop yields its P (runtime.Gosched: whatever
+// else waits for a P runs, else the loop goes on at once). A goroutine
+// that has not yielded for 10 ms (its system calls do not count) is
+// preempted by the runtime with a signal; a loop yields before that.
 const evYield = 5 * time.Millisecond
 
 // evBackendBuffer is the size of a loop's backend connection buffer: a
