@@ -119,8 +119,8 @@
 // otherwise wait for the scheduler to take a P back from a waiting loop (20 µs
 // to 10 ms per wake-up). A loop yields to the scheduler every 5 ms, so that it
 // is never preempted by a signal, and serves a request without a heap
-// allocation (the request's strings are those of its buffer). A loop reads a client's
-// bytes only when epoll says they came (no read that finds nothing, no
+// allocation (the request's strings are those of its buffer). A loop reads a
+// client's bytes only when epoll says they came (no read that finds nothing, no
 // goroutine parked and woken per request) and serves the plainest exchange
 // itself: a bodiless GET the connection loop would serve (framing checked by
 // package framing, same parse, route, split, in-flight bound, request head

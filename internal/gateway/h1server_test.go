@@ -367,14 +367,7 @@ func TestLoopDrain(t *testing.T) {
 	if string(body) != "done" || !res.Close {
 		t.Errorf("request in flight: %q close=%v, want done with Connection: close", body, res.Close)
 	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	assertStopped(t, served, addr)
 }
 
 // rawResponsesOn writes raw on c and returns the bodies of n GET responses.
